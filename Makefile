@@ -43,12 +43,12 @@ nbval: prepare
 	$(CI_SETTINGS) $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
 
 test: prepare
-	$(PY) -m ruff check nbutils tests benchmarks
+	$(PY) -m ruff check nbutils tests benchmarks tools
 	$(PY) -m pytest -q tests
 	$(CI_SETTINGS) $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
 
 lint: venv
-	$(PY) -m ruff check nbutils tests benchmarks
+	$(PY) -m ruff check nbutils tests benchmarks tools
 
 benchmark: prepare
 	$(PY) benchmarks/step_time.py

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 
 def show_images(images: Sequence[Any], titles: Sequence[str] | None = None,
-                ncols: int | None = None, size: float = 3.0) -> Figure:
+                ncols: int | None = None, size: float = 2.5) -> Figure:
     """A grid of images: each (H, W, 3) or (1, H, W, 3), float in [0, 1] or uint8.
 
     Args:

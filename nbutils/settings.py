@@ -7,11 +7,13 @@ same code small (``NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30``) while users get the
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T", int, float, str, bool)
 
 PREFIX = "NBUTILS_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def setting(name: str, default: T) -> T:
@@ -36,3 +38,11 @@ def setting(name: str, default: T) -> T:
         ) from None
     print(f"{name} = {value!r} (from ${PREFIX + name.upper()}; the default is {default!r})")
     return value
+
+
+def output_path(name: str) -> Path:
+    """Where a notebook saves result ``name``: ``$NBUTILS_OUTPUT_DIR`` or ``outputs/`` at the
+    repository root (whatever the notebook's working directory). The folder is created."""
+    folder = Path(os.environ.get(PREFIX + "OUTPUT_DIR", REPO_ROOT / "outputs"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name

