@@ -1,0 +1,60 @@
+"""Notebook parameters from the environment, output paths, and what the plots show."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from nbutils.plots import plot_costs, show_images, show_snapshots  # noqa: E402
+from nbutils.settings import output_path, setting  # noqa: E402
+
+
+def test_setting_default_and_typed_override(monkeypatch):
+    monkeypatch.delenv("NBUTILS_IMG_SIZE", raising=False)
+    assert setting("IMG_SIZE", 256) == 256
+    monkeypatch.setenv("NBUTILS_IMG_SIZE", "128")
+    value = setting("IMG_SIZE", 256)
+    assert value == 128 and isinstance(value, int)
+    monkeypatch.setenv("NBUTILS_RATE", "0.5")
+    assert setting("rate", 0.01) == 0.5
+    monkeypatch.setenv("NBUTILS_FAST", "no")
+    assert setting("FAST", True) is False
+
+
+def test_setting_rejects_bad_value_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("NBUTILS_EPOCHS", "many")
+    with pytest.raises(ValueError, match="NBUTILS_EPOCHS='many'"):
+        setting("EPOCHS", 300)
+
+
+def test_output_path_is_created_under_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("NBUTILS_OUTPUT_DIR", str(tmp_path / "out"))
+    path = output_path("x.png")
+    assert path == tmp_path / "out" / "x.png" and path.parent.is_dir()
+
+
+def test_show_images_grid_layout_and_titles():
+    images = [np.full((4, 4, 3), v) for v in (0.0, 0.5, 1.0)] + [np.zeros((1, 4, 4, 3))]
+    fig = show_images(images, ["a", "b", "c", "d"], ncols=3)
+    axes = fig.axes
+    assert len(axes) == 6  # 2 rows x 3 columns; the last two stay empty
+    assert [ax.get_title() for ax in axes[:4]] == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), images[1])
+
+
+def test_show_snapshots_picks_evenly_spaced_steps():
+    snaps = {s: np.zeros((2, 2, 3)) for s in range(0, 101, 10)}  # 11 snapshots
+    fig = show_snapshots(snaps, max_images=3)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles == ["step 0", "step 50", "step 100"]
+
+
+def test_plot_costs_plots_history_on_log_scale():
+    history = {"step": [0, 1, 2], "total": [100.0, 10.0, 1.0], "content": [1.0, 2.0, 3.0],
+               "style": [5.0, 0.5, 0.05]}
+    fig = plot_costs(history)
+    assert len(fig.axes) == 3
+    np.testing.assert_array_equal(fig.axes[2].lines[0].get_ydata(), [100.0, 10.0, 1.0])
+    assert all(ax.get_yscale() == "log" for ax in fig.axes)
