@@ -121,6 +121,9 @@ def _open_file(path: Path) -> Image.Image:
             f"'{path}' is a directory, not an image file. "
             "Pass the path of an image file (e.g. a .jpg or .png) instead."
         )
+    if path.stat().st_size == 0:
+        raise ImageError(f"'{path}' is an empty file (0 bytes), not an image. Save or copy "
+                         "the image again.")
     try:
         with warnings.catch_warnings():
             # The size limit is enforced below with MAX_PIXELS instead.

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from nbutils.images import save_image
+from nbutils.settings import REPO_ROOT
 
 __all__ = [
     "DEFAULT_FOLDER",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 #: Where the sample images live by default: ``<repository root>/images``.
-DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "images"
+DEFAULT_FOLDER = REPO_ROOT / "images"
 
 #: Sample name -> file name inside the samples folder.
 SAMPLE_IMAGES: dict[str, str] = {

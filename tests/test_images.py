@@ -432,3 +432,34 @@ def test_sample_image_path(tmp_path: Path) -> None:
         sample_image_path("starry_night", folder=tmp_path)
     for key in SAMPLE_IMAGES:
         assert key in str(info.value)
+
+
+def _png_declaring_size(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height (an 8-bit RGB image with no pixel data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("width,height", [(0, 0), (0, 10), (10, 0)])
+def test_zero_sized_image_file(tmp_path: Path, width: int, height: int) -> None:
+    path = tmp_path / f"empty_{width}x{height}.png"
+    path.write_bytes(_png_declaring_size(width, height))
+    with pytest.raises(ImageError) as err:
+        load_image(path)
+    assert path.name in str(err.value)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "nothing.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(ImageError, match="empty file") as err:
+        load_image(path)
+    assert path.name in str(err.value)

@@ -197,8 +197,8 @@ code(r"""
 shapes = [(1, 8, 8, 4), (1, 4, 4, 8), (1, 2, 2, 16), (1, 2, 2, 16), (1, 1, 1, 32), (1, 1, 1, 32)]
 S_outputs = [tf.constant(rng.normal(0.0, 1.0, s), tf.float32) for s in shapes]
 G_outputs = [tf.constant(rng.normal(0.0, 1.0, s), tf.float32) for s in shapes]
-print(f"J_style = {float(compute_style_cost(S_outputs, G_outputs)):.6f}")
-print(f"J_style(S, S) = {float(compute_style_cost(S_outputs, S_outputs)):.6f}")
+print(f"J_style = {float(compute_style_cost(S_outputs, G_outputs)):.4f}")
+print(f"J_style(S, S) = {float(compute_style_cost(S_outputs, S_outputs)):.4f}")
 """, check=True)
 
 md(r"""
