@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 # CI runs the notebooks small; users get each notebook's own default setting.
-CI_SETTINGS := NBUTILS_IMG_SIZE=96 NBUTILS_EPOCHS=20
+CI_SETTINGS := NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30
 
 .PHONY: all venv prepare run test unit nbval lint benchmark clean
 
