@@ -64,3 +64,45 @@ def plot_costs(history: Mapping[str, Sequence[float]],
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_distance_matrix(distances: np.ndarray, labels: Sequence[str],
+                         threshold: float | None = None) -> Figure:
+    """A matrix of pairwise distances as a heat map; with a threshold, the pairs below it
+    (judged "same person") are marked with a dot."""
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(0.45 * n + 2.5, 0.45 * n + 1.5))
+    im = ax.imshow(distances, cmap="viridis_r")
+    ax.set_xticks(range(n), labels, rotation=90)
+    ax.set_yticks(range(n), labels)
+    if threshold is not None:
+        rows, cols = np.nonzero(np.asarray(distances) < threshold)
+        ax.scatter(cols, rows, s=12, c="white", edgecolors="black", linewidths=0.5,
+                   label=f"distance < {threshold}")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8)
+    fig.colorbar(im, ax=ax, label="Euclidean distance")
+    fig.tight_layout()
+    return fig
+
+
+def plot_false_accepts(false_accept_rates: Sequence[float], max_people: int = 100_000) -> Figure:
+    """Why 1:K recognition is harder than 1:1 verification.
+
+    With K people enrolled and a per-comparison false-accept rate p, a stranger's query is
+    compared K times: about K p false accepts per query, and a chance 1 - (1 - p)^K that at
+    least one enrolled person matches by mistake.
+    """
+    K = np.unique(np.logspace(0, np.log10(max_people), 200).astype(int))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for p in false_accept_rates:
+        ax1.plot(K, K * p, label=f"p = {p:g}")
+        ax2.plot(K, 1 - (1 - p) ** K, label=f"p = {p:g}")
+    ax1.set(xscale="log", yscale="log", xlabel="K, people in the database",
+            ylabel="expected false accepts per query", title="K p")
+    ax2.set(xscale="log", xlabel="K, people in the database",
+            ylabel="P(at least one false accept)", title="1 - (1 - p)^K")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

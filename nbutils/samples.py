@@ -10,6 +10,7 @@ The textures are drawn with NumPy and PIL and are deterministic for a seed.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -301,3 +302,79 @@ def sample_image_path(name: str, folder: str | os.PathLike[str] = DEFAULT_FOLDER
     if not path.exists():
         make_sample_images(folder)
     return path
+
+
+# --------------------------------------------------------------------------- faces
+# Portraits that installed packages ship. A second photo of the same person is not
+# available, so queries are transformed copies, each named after its transformation.
+
+FACE_PHOTOS = {
+    "eileen_collins": "scikit-image's `astronaut` (NASA portrait of Eileen Collins)",
+    "grace_hopper": "matplotlib's `grace_hopper.jpg` (US Navy portrait of Grace Hopper)",
+    "cameraman": "scikit-image's `camera` (the classic grayscale cameraman)",
+}
+ENROLLED = ("eileen_collins", "grace_hopper")  # the cameraman stays a stranger
+
+
+def face_photo(name: str) -> Image.Image:
+    """One of the `FACE_PHOTOS` as a PIL image (RGB, or L for the grayscale cameraman)."""
+    if name == "grace_hopper":
+        path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+        with Image.open(path) as photo:
+            return ImageOps.exif_transpose(photo).convert("RGB")
+    if name in ("eileen_collins", "cameraman"):
+        import skimage.data
+
+        return Image.fromarray(skimage.data.astronaut() if name == "eileen_collins"
+                               else skimage.data.camera())
+    raise KeyError(f"Unknown face photo {name!r}; valid names are: {', '.join(FACE_PHOTOS)}")
+
+
+def transformed_copies(photo: Image.Image) -> dict[str, Image.Image]:
+    """Clearly labelled variations of a photo, standing in for second photos of a person:
+    a tighter crop, a 10-degree rotation, darker lighting, heavy JPEG compression, half size
+    and a mirror image."""
+    w, h = photo.size
+    dark = Image.eval(photo, lambda v: int(v * 0.6))
+    buffer = io.BytesIO()
+    photo.convert("RGB").save(buffer, "JPEG", quality=15)
+    return {
+        "crop": photo.crop((w // 8, h // 10, w - w // 8, h - h // 4)),
+        "rot10": photo.rotate(10, resample=Image.Resampling.BILINEAR, expand=True),
+        "dark": dark,
+        "jpeg15": Image.open(io.BytesIO(buffer.getvalue())).convert(photo.mode),
+        "half": photo.resize((w // 2, h // 2), Image.Resampling.BILINEAR),
+        "mirror": ImageOps.mirror(photo),
+    }
+
+
+def make_face_samples(folder: str | os.PathLike[str] = DEFAULT_FOLDER,
+                      overwrite: bool = False) -> dict[str, list[Path]]:
+    """Write the face photos for the face-recognition notebook.
+
+    - ``people/<name>/<name>.jpg``: ONE photo for each enrolled person (one-shot);
+    - ``queries/<name>__<transformation>.jpg``: transformed copies to present at the door,
+      and the original photo of the stranger (``queries/cameraman.jpg``).
+
+    Your own photos go in ``people/<name>/`` too: `FaceDatabase.from_folder` reads them all.
+
+    Returns:
+        {"people": [paths], "queries": [paths]}.
+    """
+    folder = Path(folder)
+    written: dict[str, list[Path]] = {"people": [], "queries": []}
+
+    def save(image: Image.Image, path: Path, kind: str) -> None:
+        if overwrite or not path.exists():
+            save_image(np.asarray(image.convert("RGB")), path)
+        written[kind].append(path)
+
+    for name in FACE_PHOTOS:
+        photo = face_photo(name)
+        if name in ENROLLED:
+            save(photo, folder / "people" / name / f"{name}.jpg", "people")
+            for label, copy in transformed_copies(photo).items():
+                save(copy, folder / "queries" / f"{name}__{label}.jpg", "queries")
+        else:
+            save(photo, folder / "queries" / f"{name}.jpg", "queries")
+    return written

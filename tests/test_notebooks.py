@@ -3,6 +3,7 @@
 import ast
 import importlib
 import importlib.util
+import sys
 from pathlib import Path
 
 import nbformat
@@ -21,13 +22,23 @@ def python_source(cell: str) -> str:
     return "\n".join(line for line in cell.splitlines() if not line.lstrip().startswith("%"))
 
 
-def test_art_generation_matches_its_builder():
-    spec = importlib.util.spec_from_file_location("builder", ROOT / "tools/build_art_notebook.py")
+BUILDERS = sorted((ROOT / "tools").glob("build_*.py"))
+
+
+def test_every_notebook_has_a_builder():
+    assert {p.stem.removeprefix("build_") for p in BUILDERS} == {p.stem for p in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("script", BUILDERS, ids=lambda p: p.name)
+def test_notebook_matches_its_builder(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    spec = importlib.util.spec_from_file_location(script.stem, script)
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
-    built = [(c.cell_type, c.source) for c in builder.build().cells]
-    stored = [(c.cell_type, c.source) for c in nbformat.read(builder.NOTEBOOK, 4).cells]
-    assert stored == built, "notebook and tools/build_art_notebook.py differ: rebuild it"
+    built = [(c.cell_type, c.source) for c in builder.nb.build().cells]
+    stored = [(c.cell_type, c.source) for c in nbformat.read(builder.nb.path, 4).cells]
+    assert stored == built, f"{builder.nb.path.name} and {script.name} differ: rebuild it"
+    sys.modules.pop("nbbuild", None)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -132,15 +132,15 @@ def _rect_area(left: float, top: float, right: float, bottom: float) -> float:
 
 
 def _rect_down(rect: tuple[float, ...]) -> tuple[float, ...]:
-    (l, t), (r, b) = point_down(rect[:2]), point_down(rect[2:])
-    return l, t, r, b
+    (left, top), (right, bottom) = point_down(rect[:2]), point_down(rect[2:])
+    return left, top, right, bottom
 
 
 def _rotated_corners(rect: tuple[float, ...], angle: float) -> np.ndarray:
     """Top-left, top-right, bottom-left and bottom-right corners rotated about the centre."""
-    l, t, r, b = rect
-    c = np.array([(l + r) / 2, (t + b) / 2])
-    corners = np.array([(l, t), (r, t), (l, b), (r, b)]) - c
+    left, top, right, bottom = rect
+    c = np.array([(left + right) / 2, (top + bottom) / 2])
+    corners = np.array([(left, top), (right, top), (left, bottom), (right, bottom)]) - c
     R = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     return corners @ R.T + c
 
@@ -151,11 +151,11 @@ def bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     x, y = xy[..., 0], xy[..., 1]
     left, top = np.floor(x).astype(int), np.floor(y).astype(int)
     inside = (left >= 0) & (top >= 0) & (left + 1 < image.shape[1]) & (top + 1 < image.shape[0])
-    l, t = np.where(inside, left, 0), np.where(inside, top, 0)
     fx, fy = (x - left)[..., None], (y - top)[..., None]
+    c, r = np.where(inside, left, 0), np.where(inside, top, 0)
     img = image.astype(np.float64)
-    value = ((1 - fy) * ((1 - fx) * img[t, l] + fx * img[t, l + 1])
-             + fy * ((1 - fx) * img[t + 1, l] + fx * img[t + 1, l + 1]))
+    value = ((1 - fy) * ((1 - fx) * img[r, c] + fx * img[r, c + 1])
+             + fy * ((1 - fx) * img[r + 1, c] + fx * img[r + 1, c + 1]))
     return np.where(inside[..., None], np.clip(value, 0, 255), 0).astype(np.uint8)  # truncates
 
 

@@ -3,21 +3,10 @@
 Kept in the repository so the notebook's structure can be regenerated and reviewed as code.
 """
 
-from pathlib import Path
+from nbbuild import Builder
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-CHECK = "# NBVAL_CHECK_OUTPUT\n"
-cells = []
-
-
-def md(text):
-    cells.append(new_markdown_cell(text.strip()))
-
-
-def code(text, check=False):
-    cells.append(new_code_cell((CHECK if check else "") + text.strip()))
+nb = Builder("art_generation.ipynb")
+md, code = nb.md, nb.code
 
 
 md(r"""
@@ -337,16 +326,5 @@ Simonyan & Zisserman (2015), *Very Deep Convolutional Networks for Large-Scale I
 Recognition* (VGG).
 """)
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "art_generation.ipynb"
-
-
-def build():
-    return new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-
-
 if __name__ == "__main__":
-    nbformat.write(build(), NOTEBOOK)
-    print("wrote", NOTEBOOK, "(no outputs: execute it to store them)")
+    nb.write()

@@ -1,0 +1,48 @@
+"""Shared fixtures: the reference photos dlib was run on, rebuilt from installed packages."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+DATA = Path(__file__).parent / "data"
+
+
+def reference_photos() -> dict[str, np.ndarray]:
+    """The photos of tests/data/README.md, made exactly as they were for dlib."""
+    import matplotlib.cbook
+    import skimage.data
+
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as im:
+        hopper = np.asarray(im.convert("RGB"))
+    photos = {}
+    for name, array in {"skimage_astronaut": skimage.data.astronaut(),
+                        "matplotlib_grace_hopper": hopper}.items():
+        image = Image.fromarray(array)
+        photos[name] = array
+        photos[f"{name}__rot10"] = np.asarray(
+            image.rotate(10, resample=Image.Resampling.BILINEAR, expand=True))
+        photos[f"{name}__half"] = np.asarray(
+            image.resize((image.width // 2, image.height // 2), Image.Resampling.BILINEAR))
+        photos[f"{name}__dark"] = np.clip(array * 0.6, 0, 255).astype(np.uint8)
+        photos[f"{name}__mirror"] = array[:, ::-1].copy()
+    return photos
+
+
+@pytest.fixture(scope="session")
+def dlib_photos() -> dict[str, np.ndarray]:
+    return reference_photos()
+
+
+@pytest.fixture(scope="session")
+def dlib_photo_reference() -> dict[str, dict]:
+    """Per photo: dlib's detector box, its 5 landmarks and its full-pipeline descriptor."""
+    return json.loads((DATA / "dlib_reference_photos.json").read_text())["photos"]
+
+
+@pytest.fixture(scope="session")
+def dlib_chip_reference() -> dict[str, np.ndarray]:
+    with np.load(DATA / "dlib_reference_chips.npz") as z:
+        return {k: z[k] for k in z.files}
