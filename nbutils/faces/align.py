@@ -36,6 +36,9 @@ DLIB_TEMPLATE = (CHIP_PADDING + DLIB_MEAN_FACE_5) / (1 + 2 * CHIP_PADDING) * CHI
 # MTCNN's points on dlib's 150x150 chips: image-left eye, image-right eye, nose tip,
 # image-left and image-right mouth corners.
 MTCNN_TEMPLATE = np.array([(47.1, 44.8), (100.5, 44.9), (73.0, 76.7), (49.5, 99.6), (98.7, 99.3)])
+# dlib aligns on the eyes and the nose only; fitting MTCNN's eyes and nose (not its mouth
+# corners, whose place varies most from face to face) reproduces dlib's chips best.
+MTCNN_POINTS = (0, 1, 2)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -90,10 +93,15 @@ class ChipDetails:
 
 
 def chip_details(landmarks: np.ndarray, template: np.ndarray = MTCNN_TEMPLATE,
-                 size: int = CHIP_SIZE) -> ChipDetails:
+                 size: int = CHIP_SIZE, points: tuple[int, ...] | None = MTCNN_POINTS
+                 ) -> ChipDetails:
     """Fit the chip to a face: the similarity transform from ``template`` (in a 150-px chip)
-    to the face's ``landmarks`` (image pixels), both (5, 2) in the same order."""
+    to the face's ``landmarks`` (image pixels), both (5, 2) in the same order, using the
+    points listed in ``points`` (None: all of them)."""
     template = np.asarray(template, float) * (size / CHIP_SIZE)
+    landmarks = np.asarray(landmarks, float)
+    if points is not None:
+        template, landmarks = template[list(points)], landmarks[list(points)]
     M = similarity_transform(template, landmarks)
     px, py = M[:, :2] @ np.array([1.0, 0.0])  # where the chip's x axis goes
     center = apply(M, [(size / 2, size / 2)])[0]
@@ -193,6 +201,10 @@ def extract_chip(image: np.ndarray, details: ChipDetails) -> np.ndarray:
 
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray = MTCNN_TEMPLATE,
-               size: int = CHIP_SIZE) -> np.ndarray:
-    """(H, W, 3) uint8 RGB photo + (5, 2) landmarks -> (size, size, 3) uint8 aligned chip."""
-    return extract_chip(image, chip_details(landmarks, template, size))
+               size: int = CHIP_SIZE, points: tuple[int, ...] | None = MTCNN_POINTS
+               ) -> np.ndarray:
+    """(H, W, 3) uint8 RGB photo + (5, 2) landmarks -> (size, size, 3) uint8 aligned chip.
+
+    The defaults take MTCNN's landmarks; for dlib's own five points pass
+    ``template=DLIB_TEMPLATE, points=None``."""
+    return extract_chip(image, chip_details(landmarks, template, size, points))
