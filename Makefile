@@ -52,6 +52,8 @@ lint: venv
 
 benchmark: prepare
 	$(PY) benchmarks/step_time.py
+	$(PY) benchmarks/face_encoder_speed.py
+	$(PY) benchmarks/face_search.py
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -289,14 +289,18 @@ class FaceDatabase:
 
     # ------------------------------------------------------------------ search
 
-    def _check_query(self, query: Any) -> np.ndarray:
-        """A (d,) float32 query from a (d,) or (1, d) array-like; validated."""
+    def require_not_empty(self) -> None:
+        """Raise `EmptyDatabaseError` when nobody is enrolled."""
         if self._n == 0:
             raise EmptyDatabaseError(
                 "the face database is empty: enroll at least one person with "
                 "db.add(name, descriptors), db.enroll(name, photos, model) or "
                 "FaceDatabase.from_folder(root, model) first"
             )
+
+    def _check_query(self, query: Any) -> np.ndarray:
+        """A (d,) float32 query from a (d,) or (1, d) array-like; validated."""
+        self.require_not_empty()
         q = np.asarray(query)
         if q.ndim == 2 and q.shape[0] == 1:
             q = q[0]

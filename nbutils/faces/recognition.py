@@ -146,6 +146,7 @@ def who_is_it(image_path: Any, database: Database, model=None,
         name, or None (printing "Not in the database.") when min_dist >= threshold.
     """
     db = _as_database(database)
+    db.require_not_empty()  # before the photo is encoded
     encoding = img_to_encoding(image_path, model)
     min_dist, identity = db.search(encoding)
     if min_dist >= threshold:
