@@ -72,6 +72,6 @@ def triplet_loss(y_true: tf.Tensor | None,
     anchor, positive, negative = split_triplet(y_pred)
     pos_dist = tf.reduce_sum(tf.square(anchor - positive), axis=-1)
     neg_dist = tf.reduce_sum(tf.square(anchor - negative), axis=-1)
-    basic_loss = pos_dist - neg_dist + tf.cast(alpha, pos_dist.dtype)
+    basic_loss = pos_dist - neg_dist + alpha
     loss = tf.reduce_sum(tf.maximum(basic_loss, 0.0))
     return loss
