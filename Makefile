@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 # CI runs the notebooks small; users get each notebook's own default setting.
-CI_SETTINGS := NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30
+CI_SETTINGS := NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30 \
+	NBUTILS_STEPS=150 NBUTILS_PER_CLASS=8 NBUTILS_EPISODES=300
 
 .PHONY: all venv prepare run test unit nbval lint benchmark clean
 

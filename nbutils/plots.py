@@ -133,3 +133,38 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
+    """Triplet training side by side: the loss and the fraction of triplets still active
+    (loss > 0), per training run, against the step."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, history in histories.items():
+        ax1.plot(history["step"], history["loss"], label=name)
+        ax2.plot(history["step"], history["active_fraction"], label=name)
+    ax1.set(xlabel="step", ylabel="triplet loss", title="loss")
+    ax2.set(xlabel="step", ylabel="fraction of triplets with loss > 0",
+            title="active triplets", ylim=(0, 1.02))
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_embedding_2d(points: np.ndarray, labels: Sequence[int],
+                      names: Mapping[int, str] | None = None, title: str = "") -> Figure:
+    """A 2-D scatter of embedded points (e.g. their PCA projection), one colour per class;
+    each class's name is written at its centre."""
+    points, labels = np.asarray(points), np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    for i, c in enumerate(np.unique(labels)):
+        where = labels == c
+        ax.scatter(*points[where].T, s=12, color=plt.cm.tab10(i % 10), alpha=0.7)
+        if names is not None:
+            ax.annotate(names[c], points[where].mean(axis=0), fontsize=13, weight="bold",
+                        ha="center", va="center")
+    ax.set(title=title, xlabel="PC 1", ylabel="PC 2")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -58,3 +58,16 @@ def test_plot_costs_plots_history_on_log_scale():
     assert len(fig.axes) == 3
     np.testing.assert_array_equal(fig.axes[2].lines[0].get_ydata(), [100.0, 10.0, 1.0])
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
+
+
+def test_plot_training_curves_and_embedding_scatter():
+    from nbutils.plots import plot_embedding_2d, plot_training_curves
+
+    hist = {"step": [1, 2], "loss": [0.3, 0.1], "active_fraction": [0.9, 0.2]}
+    fig = plot_training_curves({"hard": hist, "random": hist})
+    assert [line.get_label() for line in fig.axes[1].lines] == ["hard", "random"]
+    np.testing.assert_array_equal(fig.axes[1].lines[0].get_ydata(), [0.9, 0.2])
+    pts = np.array([[0, 0], [1, 1], [5, 5], [6, 6.0]])
+    fig = plot_embedding_2d(pts, [0, 0, 3, 3], {0: "a", 3: "b"})
+    texts = {t.get_text(): t.xy for t in fig.axes[0].texts}
+    assert texts == {"a": (0.5, 0.5), "b": (5.5, 5.5)}  # names at class centres

@@ -103,3 +103,19 @@ def test_unknown_strategy():
     with pytest.raises(ValueError, match="strategy must be one of"):
         train_encoder(np.zeros((4, 28, 28, 1)), np.array([0, 0, 1, 1]), np.array([0, 1]),
                       strategy="hardest", steps=1)
+
+
+def test_pca_projection_against_covariance_eigenvectors():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 5)) @ np.diag([5.0, 2.0, 0.5, 0.2, 0.1]) + 7.0
+    from nbutils.siamese.evaluate import pca_project
+
+    proj = pca_project(x, 2)
+    values, vectors = np.linalg.eigh(np.cov(x.T))
+    top = vectors[:, ::-1][:, :2]  # eigenvectors of the two largest eigenvalues
+    expected = (x - x.mean(0)) @ top
+    # equal up to the sign of each axis
+    for k in range(2):
+        assert np.allclose(proj[:, k], expected[:, k], atol=1e-8) or \
+            np.allclose(proj[:, k], -expected[:, k], atol=1e-8)
+    np.testing.assert_allclose(proj.var(0, ddof=1), values[::-1][:2], rtol=1e-8)

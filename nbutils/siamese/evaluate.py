@@ -48,3 +48,13 @@ def one_shot_table(embeddings: dict[str, np.ndarray], labels: np.ndarray, classe
     """``{method: {n_way: accuracy}}`` for several embeddings on the same episodes."""
     return {name: {n: one_shot_accuracy(e, labels, classes, n, episodes, seed) for n in ways}
             for name, e in embeddings.items()}
+
+
+def pca_project(x: np.ndarray, k: int = 2) -> np.ndarray:
+    """(n, d) points -> (n, k) coordinates on their first k principal components
+    (centred; computed by SVD). Signs are fixed so each axis's largest loading is positive."""
+    x = np.asarray(x, np.float64)
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:k] * np.sign(vt[:k, np.abs(vt[:k]).argmax(axis=1)].diagonal())[:, None]
+    return centred @ axes.T
