@@ -1,5 +1,6 @@
 """Neural style transfer, with the course's names: costs, the train step, and `stylize`."""
 
+from nbutils.style.color import luminance_transfer, match_color
 from nbutils.style.costs import (
     CONTENT_LAYER,
     STYLE_LAYERS,
@@ -10,6 +11,7 @@ from nbutils.style.costs import (
     total_cost,
     unroll_channels,
 )
+from nbutils.style.fast import stylize_fast
 from nbutils.style.optimize import (
     clip_0_1,
     get_layer_outputs,
@@ -19,6 +21,7 @@ from nbutils.style.optimize import (
     to_batch,
     train,
 )
+from nbutils.style.regularizers import total_variation_cost
 
 __all__ = [
     "CONTENT_LAYER",
@@ -29,6 +32,10 @@ __all__ = [
     "compute_style_cost",
     "get_layer_outputs",
     "gram_matrix",
+    "luminance_transfer",
+    "match_color",
+    "stylize_fast",
+    "total_variation_cost",
     "initial_generated_image",
     "make_train_step",
     "stylize",

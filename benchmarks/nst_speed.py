@@ -1,0 +1,113 @@
+"""The fast style-transfer path against the course's Adam loop, in one process.
+
+Same content and style images, same objective (course layers, weights and normalisation).
+1. Floor: one bare VGG19 forward + backward pass at this size.
+2. Baseline: the course's loop (`make_train_step`, Adam lr 0.01) for --adam-steps steps.
+3. Fast path: coarse-to-fine L-BFGS (`stylize_fast`) until it reaches the baseline's final
+   total cost.
+Prints wall times, passes, their ratio, the cost of one step against the floor, and the
+process's peak memory.
+
+    .venv/bin/python benchmarks/nst_speed.py [--size 400] [--adam-steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nbutils.images import load_image
+from nbutils.samples import sample_image_path
+from nbutils.style import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    get_layer_outputs,
+    initial_generated_image,
+    make_train_step,
+    stylize_fast,
+    to_batch,
+)
+from nbutils.weights import load_vgg19
+
+
+def median_seconds(fn, repeats: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=400)
+    parser.add_argument("--adam-steps", type=int, default=300)
+    parser.add_argument("--scales", type=int, default=2)
+    parser.add_argument("--passes", type=int, default=200, help="fast path's pass budget")
+    args = parser.parse_args()
+    content_path, style_path = sample_image_path("content"), sample_image_path("style_swirls")
+    vgg = load_vgg19()
+    model = get_layer_outputs(vgg, STYLE_LAYERS + CONTENT_LAYER)
+    content = to_batch(load_image(content_path, args.size))
+    style = to_batch(load_image(style_path, args.size))
+
+    @tf.function
+    def bare_pass(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.add_n([tf.reduce_sum(o) for o in model(x)])
+        return tape.gradient(total, x)
+
+    floor = median_seconds(lambda: bare_pass(content).numpy())
+    print(f"size {args.size}x{args.size}; bare VGG19 forward+backward pass: {floor:.3f} s")
+
+    a_C, a_S = model(content), model(style)
+    g = initial_generated_image(content, seed=272)
+    step = make_train_step(model, a_C, a_S, keras.optimizers.Adam(learning_rate=0.01))
+    t = time.perf_counter()  # both timings include their tracing (a second or two)
+    for _ in range(args.adam_steps):
+        J = step(g)
+    J.numpy()
+    adam_time = time.perf_counter() - t
+    final = float(model_cost(model, a_C, a_S, g))
+    adam_step = median_seconds(lambda: step(g).numpy(), 3)
+    print(f"baseline (course Adam loop): {args.adam_steps} steps = passes in {adam_time:.1f} s, "
+          f"final total cost {final:.4g}; {adam_step:.3f} s a step")
+
+    t = time.perf_counter()
+    _, history = stylize_fast(content_path, style_path, args.size, optimizer="lbfgs",
+                              passes=args.passes, scales=args.scales, target_cost=final,
+                              vgg=vgg, progress=False)
+    fast_time = time.perf_counter() - t
+    reached = history["best_total"] <= final
+    last_scale = [i for i, s in enumerate(history["scale"]) if s == args.scales - 1]
+    full_passes = len(last_scale)
+    times = np.diff([0.0] + history["time"])
+    fast_step = float(np.median(times[last_scale[1:]])) if full_passes > 1 else float("nan")
+    print(f"fast path (L-BFGS, {args.scales} scales): {len(history['pass'])} passes "
+          f"({full_passes} at full size) in {fast_time:.1f} s, best cost "
+          f"{history['best_total']:.4g} ({'reached' if reached else 'NOT reached'})")
+    print(f"one step: Adam {adam_step / floor:.2f}x, L-BFGS {fast_step / floor:.2f}x the bare pass")
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    ratio = fast_time / adam_time
+    print(f"nst speed {args.size}x{args.size}: fast path {ratio:.2f}x of the Adam baseline's "
+          f"time to the same cost; step {max(adam_step, fast_step) / floor:.2f}x the bare "
+          f"forward+backward pass; peak {peak_gb:.1f} GB")
+
+
+def model_cost(model, a_C, a_S, g) -> tf.Tensor:
+    from nbutils.style import compute_content_cost, compute_style_cost, total_cost
+
+    a_G = model(g)
+    return total_cost(compute_content_cost(a_C, a_G), compute_style_cost(a_S, a_G))
+
+
+if __name__ == "__main__":
+    main()
