@@ -168,3 +168,19 @@ def plot_embedding_2d(points: np.ndarray, labels: Sequence[int],
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_cost_vs_time(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
+    """Total cost of several style-transfer runs against wall time and against passes
+    (VGG forward+backward evaluations), log scale: which optimiser gets there first."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, history in histories.items():
+        ax1.plot(history["time"], history["total"], label=name)
+        ax2.plot(history["pass"], history["total"], label=name)
+    ax1.set(xlabel="seconds", ylabel="total cost J", yscale="log", title="cost vs time")
+    ax2.set(xlabel="VGG passes", ylabel="total cost J", yscale="log", title="cost vs passes")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

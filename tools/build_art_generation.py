@@ -39,13 +39,13 @@ import tensorflow as tf
 import keras
 
 from nbutils.images import load_image, save_image
-from nbutils.plots import plot_costs, show_images, show_snapshots
+from nbutils.plots import plot_costs, plot_cost_vs_time, show_images, show_snapshots
 from nbutils.samples import sample_image_path
 from nbutils.settings import output_path, setting
 from nbutils.style import (
     CONTENT_LAYER, STYLE_LAYERS, compute_content_cost, compute_layer_style_cost,
     compute_style_cost, get_layer_outputs, gram_matrix, initial_generated_image,
-    make_train_step, stylize, to_batch, total_cost, train,
+    make_train_step, stylize, stylize_fast, to_batch, total_cost, train,
 )
 from nbutils.weights import load_vgg19
 """)
@@ -312,6 +312,64 @@ show_images([load_image(my_content, IMG_SIZE), load_image(my_style, IMG_SIZE), m
 """)
 
 md(r"""
+## 8 - Going further: fewer passes, more control
+
+Every step above costs one forward and one backward pass through VGG19, and on a CPU that
+cost is close to the hardware's limit. The lever is **fewer, cheaper passes**:
+
+- **L-BFGS** builds a picture of the curvature of $J(G)$ from its last few gradients and
+  takes much better steps than Adam; it needs far fewer passes to reach the same cost.
+- **Coarse-to-fine**: optimise a small version first (a pass at half the size costs a
+  quarter), upsample it, and finish at full size.
+
+`stylize_fast` does both, with the same objective (same layers, weights, normalisation).
+""")
+
+code(r"""
+passes = max(EPOCHS // 3, 10)
+runs = {
+    "Adam (the course)": stylize_fast(content_image, style_image, IMG_SIZE, optimizer="adam",
+                                      passes=passes, vgg=vgg, progress=False),
+    "L-BFGS": stylize_fast(content_image, style_image, IMG_SIZE, optimizer="lbfgs",
+                           passes=passes, vgg=vgg, progress=False),
+    "L-BFGS, coarse-to-fine": stylize_fast(content_image, style_image, IMG_SIZE, scales=2,
+                                           passes=passes, vgg=vgg, progress=False),
+}
+fig = plot_cost_vs_time({name: history for name, (_, history) in runs.items()})
+fig.savefig(output_path("art_generation_adam_vs_lbfgs.png"), dpi=100)
+for name, (_, history) in runs.items():
+    print(f"{name:24s} {len(history['pass'])} passes, {history['time'][-1]:.0f} s, best J {history['best_total']:.4g}")
+""")
+
+md(r"""
+### Quality controls
+
+- **Colour preservation**: keep the content's colours. *Luminance only* transfers the
+  style to the brightness channel and puts the content's colour (YCbCr chroma) back;
+  *histogram matching* recolours the style image to the content's colour statistics first.
+- **Several styles**: blend their style costs with weights.
+- Also available: total-variation smoothing (`tv_weight`), style scale, other layers,
+  average pooling, ImageNet preprocessing (`preprocess="imagenet"`: the input VGG19 was
+  trained on), and the command line: `python -m nbutils.style --help`.
+""")
+
+code(r"""
+mosaic_style = load_image(sample_image_path("style_mosaic"))
+quick = dict(passes=max(EPOCHS // 5, 8), scales=2, vgg=vgg, progress=False)
+variants = {
+    "no colour preservation": runs["L-BFGS, coarse-to-fine"][0],
+    "luminance only": stylize_fast(content_image, style_image, IMG_SIZE,
+                                   preserve_color="luminance", **quick)[0],
+    "histogram matching": stylize_fast(content_image, style_image, IMG_SIZE,
+                                       preserve_color="histogram", **quick)[0],
+    "swirls + mosaic, 50/50": stylize_fast(content_image, [style_image, mosaic_style], IMG_SIZE,
+                                           style_weights=[0.5, 0.5], **quick)[0],
+}
+fig = show_images(list(variants.values()), list(variants), ncols=4, size=3.2)
+fig.savefig(output_path("art_generation_controls.png"), dpi=100)
+""")
+
+md(r"""
 ## What you should remember
 
 - NST optimises the **pixels** of G; the pretrained network stays fixed.
@@ -319,7 +377,8 @@ md(r"""
 - The style of one layer is its Gram matrix: which filters fire together, not where.
   Several layers, weighted, capture style at several scales.
 - The total cost $\alpha J_{content} + \beta J_{style}$ is minimised by gradient descent
-  through `tf.GradientTape`.
+  through `tf.GradientTape`; L-BFGS and coarse-to-fine reach the same cost in far fewer
+  passes.
 
 References: Gatys, Ecker & Bethge (2015), *A Neural Algorithm of Artistic Style*;
 Simonyan & Zisserman (2015), *Very Deep Convolutional Networks for Large-Scale Image

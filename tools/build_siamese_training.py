@@ -43,14 +43,15 @@ from nbutils.siamese.evaluate import pca_project
 md(r"""
 ### Settings
 
-`STEPS` training steps per encoder (64 images each), `PER_CLASS` renderings per character,
+`STEPS` training steps per encoder (64 images each; `benchmarks/one_shot.py` uses 1500),
+`PER_CLASS` renderings per character,
 `EPISODES` one-shot episodes per score. The defaults take about five minutes on a 2-core
 CPU; the test suite runs the same cells small through `NBUTILS_STEPS`, `NBUTILS_PER_CLASS`
 and `NBUTILS_EPISODES`.
 """)
 
 code(r"""
-STEPS = setting("STEPS", 1500)
+STEPS = setting("STEPS", 1000)
 PER_CLASS = setting("PER_CLASS", 20)
 EPISODES = setting("EPISODES", 2000)
 """)
@@ -109,12 +110,12 @@ triplets quickly become easy (loss 0, nothing to learn), hard ones stay informat
 
 code(r"""
 random_encoder, random_history = train_encoder(
-    data.images, data.labels, data.train_classes, "random", steps=STEPS)
+    data.images, data.labels, data.train_classes, "random", steps=STEPS, verbose=2)
 """)
 
 code(r"""
 hard_encoder, hard_history = train_encoder(
-    data.images, data.labels, data.train_classes, "batch_hard", steps=STEPS)
+    data.images, data.labels, data.train_classes, "batch_hard", steps=STEPS, verbose=2)
 """)
 
 code(r"""
