@@ -9,7 +9,8 @@ PIP := $(PY) -m pip
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 # CI runs the notebooks small; users get each notebook's own default setting.
 CI_SETTINGS := NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30 \
-	NBUTILS_STEPS=150 NBUTILS_PER_CLASS=8 NBUTILS_EPISODES=300
+	NBUTILS_STEPS=150 NBUTILS_PER_CLASS=8 NBUTILS_EPISODES=300 \
+	NBUTILS_PHOTO_SIZE=96 NBUTILS_MAX_STEPS=15 NBUTILS_TRAIN_EPOCHS=3
 
 .PHONY: all venv prepare run test unit nbval lint benchmark clean
 

@@ -1,0 +1,451 @@
+"""Convolutions beyond images: the same layer on 1D signals (ECG, EEG) and 3D volumes (CT, video).
+
+A 2D ConvNet slides an f x f x n_c filter over an n x n x n_c image. Drop a spatial axis and
+it slides an f x n_c filter along a signal (Conv1D); add one and it slides an f x f x f x n_c
+filter through a volume (Conv3D). Every spatial axis obeys the same size formula
+
+    n_out = floor((n + 2p - f) / s) + 1
+
+and the number of output channels is the number of filters. This module makes that concrete:
+
+* `conv_output_shape` computes it (checked against Keras's own layers in the tests);
+* a 1D worked example: windows of a synthetic ECG, normal sinus rhythm versus an irregular
+  (atrial-fibrillation-like) rhythm, classified by a small Conv1D network;
+* a 3D worked example: blob volumes from ``skimage.data.binary_blobs`` holding either a thin
+  straight tube or a ball of the same volume, classified by a small Conv3D network;
+* plots of a signal, of what the learned 1D filters respond to, and of volume slices;
+* the real 4-channel EEG recording that ships with matplotlib, to plot real data.
+
+All arrays are channels-last, like Keras: a batch of signals is (N, length, channels), of
+volumes (N, depth, height, width, channels).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import keras
+import matplotlib.cbook
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+# (input shape, number of filters, kernel size, expected output shape), stride 1, no padding.
+COURSE_SHAPE_EXERCISES: list[tuple[tuple[int, ...], int, int, tuple[int, ...]]] = [
+    ((14, 1), 16, 5, (10, 16)),  # 1D: a 14-sample signal, 16 filters of size 5
+    ((6, 6, 3), 2, 3, (4, 4, 2)),  # 2D: a 6x6 RGB image, 2 filters 3x3(x3)
+    ((14, 14, 14, 1), 16, 5, (10, 10, 10, 16)),  # 3D: 16 filters 5x5x5(x1)
+    ((32, 32, 32, 16), 32, 3, (30, 30, 30, 32)),  # 3D: 32 filters 3x3x3(x16)
+]
+
+PADDINGS = ("valid", "same")
+
+
+# --------------------------------------------------------------------------- output shapes
+
+
+def _per_axis(value: int | Sequence[int], n_dims: int, name: str) -> tuple[int, ...]:
+    """``value`` as one positive int per spatial axis (an int is repeated)."""
+    if isinstance(value, int | np.integer):
+        values = (value,) * n_dims
+    elif isinstance(value, Sequence):
+        values = tuple(value)
+    else:
+        raise ValueError(f"{name}={value!r} must be positive integers: one, or one per axis")
+    if len(values) != n_dims:
+        raise ValueError(f"{name}={value!r} needs {n_dims} value(s), one per spatial axis, "
+                         f"for a {n_dims}D input")
+    if not all(isinstance(v, int | np.integer) and v > 0 for v in values):
+        raise ValueError(f"{name}={value!r} must be positive integers")
+    return tuple(int(v) for v in values)
+
+
+def conv_output_shape(input_shape: Sequence[int], filters: int,
+                      kernel_size: int | Sequence[int], strides: int | Sequence[int] = 1,
+                      padding: str = "valid") -> tuple[int, ...]:
+    """Output shape of a convolution layer, without the batch axis.
+
+    Args:
+        input_shape: channels-last input shape without batch: (n, c) for 1D, (h, w, c) for
+            2D, (d, h, w, c) for 3D.
+        filters: number of filters = number of output channels.
+        kernel_size: f, an int or one int per spatial axis. Each filter spans all c input
+            channels, so a 3D filter is really f x f x f x c.
+        strides: s, an int or one int per spatial axis.
+        padding: "valid" (p = 0) or "same" (Keras/TensorFlow: pad so that n_out = ceil(n / s),
+            the extra pixel going at the end when the padding is odd).
+
+    Returns:
+        (n_1', ..., n_k', filters) with n' = floor((n + 2p - f) / s) + 1 per spatial axis.
+    """
+    shape = tuple(input_shape)
+    if not 2 <= len(shape) <= 4:
+        raise ValueError(f"input_shape={shape!r} must be (n, c), (h, w, c) or (d, h, w, c): "
+                         "channels last, without the batch axis")
+    if not all(isinstance(v, int | np.integer) and v > 0 for v in shape):
+        raise ValueError(f"input_shape={shape!r} must be positive integers")
+    if not (isinstance(filters, int | np.integer) and filters > 0):
+        raise ValueError(f"filters={filters!r} must be a positive integer")
+    if padding not in PADDINGS:
+        raise ValueError(f"padding={padding!r} must be one of {PADDINGS}")
+    spatial = shape[:-1]
+    kernel = _per_axis(kernel_size, len(spatial), "kernel_size")
+    stride = _per_axis(strides, len(spatial), "strides")
+
+    out = []
+    for n, f, s in zip(spatial, kernel, stride, strict=True):
+        if padding == "valid":
+            if f > n:
+                raise ValueError(f"kernel {f} is larger than the input ({n}) along an axis: "
+                                 "with padding='valid' the filter must fit inside the input")
+            p = 0
+            out.append((n + 2 * p - f) // s + 1)
+        else:  # "same": total padding max((ceil(n/s) - 1) s + f - n, 0), so n' = ceil(n / s)
+            out.append(math.ceil(n / s))
+    return (*out, int(filters))
+
+
+# --------------------------------------------------------------------------- 1D: real EEG
+
+
+EEG_CHANNELS = ("PG3", "PG5", "PG7", "PG9")
+EEG_FS = 80.0  # Hz: 800 samples over the 10 s time axis of matplotlib's example
+
+
+def load_eeg() -> tuple[np.ndarray, float]:
+    """The 4-channel EEG excerpt shipped with matplotlib (``sample_data/eeg.dat``).
+
+    The file has no header: 25,600 bytes = 800 x 4 little-endian float64, stored sample by
+    sample (row-major (800, 4)), as matplotlib's "MRI with EEG" example reads it. Each channel
+    is already standardised (mean 0, standard deviation 1). The file does not record its
+    sampling rate; matplotlib's example plots the 800 samples over 10 s, so 80 Hz (`EEG_FS`),
+    and the channels are labelled `EEG_CHANNELS` there.
+
+    Returns:
+        (signal (800, 4) float64, sampling rate in Hz).
+    """
+    with matplotlib.cbook.get_sample_data("eeg.dat") as f:
+        signal = np.frombuffer(f.read(), dtype="<f8").reshape(800, len(EEG_CHANNELS))
+    return signal.copy(), EEG_FS
+
+
+# --------------------------------------------------------------------------- 1D: synthetic ECG
+
+# One heartbeat as a sum of Gaussians a * exp(-(t - mu)^2 / (2 sigma^2)), t in seconds from
+# the R peak, amplitudes in mV (roughly lead II): (name, mu, sigma, a).
+ECG_WAVES = (
+    ("P", -0.160, 0.025, 0.15),
+    ("Q", -0.028, 0.008, -0.12),
+    ("R", 0.000, 0.010, 1.00),
+    ("S", 0.028, 0.008, -0.25),
+    ("T", 0.250, 0.040, 0.30),
+)
+
+
+def rr_intervals(n_beats: int, heart_rate: float = 72.0, irregular: bool = False,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+    """Seconds between successive beats, shape (n_beats,).
+
+    Normal sinus rhythm: RR = 60 / heart_rate with about 3% beat-to-beat variability.
+    Irregular (atrial-fibrillation-like) rhythm: each RR drawn independently from
+    60 / heart_rate * U(0.6, 1.4), "irregularly irregular".
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    mean_rr = 60.0 / heart_rate
+    if irregular:
+        return mean_rr * rng.uniform(0.6, 1.4, n_beats)
+    return mean_rr * (1.0 + 0.03 * rng.standard_normal(n_beats))
+
+
+def synthetic_ecg(n_beats: int, fs: float = 250.0, heart_rate: float = 72.0,
+                  noise: float = 0.03, irregular: bool = False, seed: int = 0) -> np.ndarray:
+    """A synthetic ECG-like trace (mV) of ``n_beats`` beats sampled at ``fs`` Hz.
+
+    Each beat is the P, QRS and T waves of `ECG_WAVES`, placed at R-peak times spaced by
+    `rr_intervals`. On top: baseline wander (0.1 mV at 0.15-0.4 Hz) and white noise of
+    standard deviation ``noise`` mV. With ``irregular=True`` the rhythm mimics atrial
+    fibrillation: irregular RR intervals, no P waves, and small fibrillatory "f waves"
+    (0.05 mV, 4-8 Hz) instead.
+
+    Returns:
+        signal of shape (round(sum(RR) * fs),), float32.
+    """
+    rng = np.random.default_rng(seed)
+    rr = rr_intervals(n_beats, heart_rate, irregular, rng)
+    r_times = np.cumsum(rr) - rr[0] / 2  # first R peak half an interval in
+    n_samples = round(rr.sum() * fs)
+    t = np.arange(n_samples) / fs
+
+    signal = np.zeros(n_samples)
+    for name, mu, sigma, a in ECG_WAVES:
+        if irregular and name == "P":
+            continue
+        dt = t[:, None] - (r_times[None, :] + mu)  # (n_samples, n_beats)
+        signal += a * np.exp(-dt**2 / (2 * sigma**2)).sum(axis=1)
+    if irregular:
+        f_wave = rng.uniform(4.0, 8.0)
+        signal += 0.05 * np.sin(2 * np.pi * f_wave * t + rng.uniform(0, 2 * np.pi))
+    wander = rng.uniform(0.15, 0.4)
+    signal += 0.1 * np.sin(2 * np.pi * wander * t + rng.uniform(0, 2 * np.pi))
+    signal += noise * rng.standard_normal(n_samples)
+    return signal.astype(np.float32)
+
+
+def make_ecg_dataset(n: int, length: int = 750, seed: int = 0,
+                     fs: float = 125.0) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled ECG windows: 0 = normal sinus rhythm, 1 = irregular (AF-like) rhythm.
+
+    Each window is ``length`` samples (6 s at the default 125 Hz) cut at a random phase from
+    a `synthetic_ecg` with a heart rate drawn from U(55, 110) bpm, noise from U(0.01, 0.06) mV
+    and a gain from U(0.6, 1.4), the same ranges for both classes, then standardised to mean 0
+    and standard deviation 1. So neither rate nor amplitude gives the class away: the network
+    must notice the missing P waves and the uneven spacing of the QRS complexes.
+
+    Returns:
+        x of shape (n, length, 1) float32 and y of shape (n,) int (balanced: n // 2 of class 1
+        when n is even), both fixed by ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % 2)
+    x = np.empty((n, length, 1), np.float32)
+    for i in range(n):
+        heart_rate = rng.uniform(55.0, 110.0)
+        n_beats = math.ceil(length / fs * heart_rate / 60.0 / 0.6) + 2  # covers the shortest RR
+        ecg = synthetic_ecg(n_beats, fs, heart_rate, noise=rng.uniform(0.01, 0.06),
+                            irregular=bool(y[i]), seed=int(rng.integers(2**31)))
+        start = rng.integers(0, len(ecg) - length + 1)
+        window = ecg[start:start + length] * rng.uniform(0.6, 1.4)
+        x[i, :, 0] = (window - window.mean()) / (window.std() + 1e-6)
+    return x, y.astype(np.int64)
+
+
+def _conv_block(x: keras.KerasTensor, conv: type, filters: int, kernel_size: int,
+                seed: int, name: str) -> keras.KerasTensor:
+    """conv (no bias) -> batch norm -> ReLU; the block's output is the layer ``name``."""
+    x = conv(filters, kernel_size, use_bias=False, name=f"{name}_conv",
+             kernel_initializer=keras.initializers.HeNormal(seed=seed))(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=name)(x)
+
+
+def build_conv1d_classifier(length: int, channels: int = 1, seed: int = 0) -> keras.Model:
+    """A small 1D ConvNet: (N, length, channels) signals -> (N, 1) probability of class 1.
+
+    [Conv1D(8, 7) -> MaxPool(4)] -> [Conv1D(16, 5) -> MaxPool(4)] -> Conv1D(16, 5)
+    -> global average -> Dense(1, sigmoid); each conv is followed by batch norm and a ReLU
+    named conv1, conv2, conv3, so `filter_responses` can look inside. At 125 Hz conv3 sees
+    about 0.8 s of signal.
+    """
+    inputs = keras.Input((length, channels), name="signal")
+    x = _conv_block(inputs, keras.layers.Conv1D, 8, 7, seed * 10 + 1, "conv1")
+    x = keras.layers.MaxPooling1D(4, name="pool1")(x)
+    x = _conv_block(x, keras.layers.Conv1D, 16, 5, seed * 10 + 2, "conv2")
+    x = keras.layers.MaxPooling1D(4, name="pool2")(x)
+    x = _conv_block(x, keras.layers.Conv1D, 16, 5, seed * 10 + 3, "conv3")
+    x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="prob",
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
+    return keras.Model(inputs, outputs, name="conv1d_classifier")
+
+
+def filter_responses(model: keras.Model, layer: str | int | keras.layers.Layer,
+                     signal: np.ndarray) -> np.ndarray:
+    """What each filter of ``layer`` outputs along one signal.
+
+    Args:
+        model: a functional model taking (N, length, channels) signals.
+        layer: the layer, its name or its index in ``model.layers``.
+        signal: one signal, (length,) or (length, channels).
+
+    Returns:
+        (length', filters): the layer's activations, length' as `conv_output_shape` (and any
+        pooling before the layer) predicts.
+    """
+    if isinstance(layer, str):
+        layer = model.get_layer(layer)
+    elif isinstance(layer, int):
+        layer = model.layers[layer]
+    signal = np.asarray(signal, np.float32)
+    signal = signal[:, None] if signal.ndim == 1 else signal
+    probe = keras.Model(model.input, layer.output)
+    return keras.ops.convert_to_numpy(probe(signal[None], training=False))[0]
+
+
+# --------------------------------------------------------------------------- 3D: volumes
+
+
+def tube_mask(size: int, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """A straight tube through a size^3 cube: voxels within ``radius`` of a random line.
+
+    The line passes near the centre (offset up to size / 6) in a uniformly random 3D
+    direction. Distance from point x to the line c + t u (|u| = 1): |(x - c) - ((x - c).u) u|.
+    Returns a (size, size, size) bool array.
+    """
+    u = rng.standard_normal(3)
+    u /= np.linalg.norm(u)
+    c = (size - 1) / 2 + rng.uniform(-size / 6, size / 6, 3)
+    grid = np.stack(np.meshgrid(*(np.arange(size),) * 3, indexing="ij"), axis=-1) - c
+    along = grid @ u
+    distance = np.linalg.norm(grid - along[..., None] * u, axis=-1)
+    return distance <= radius
+
+
+def ball_mask(size: int, n_voxels: int, rng: np.random.Generator) -> np.ndarray:
+    """A ball of about ``n_voxels`` voxels, (4/3) pi r^3 = n_voxels, at a random place inside
+    a size^3 cube. Returns a (size, size, size) bool array."""
+    r = (3 * n_voxels / (4 * np.pi)) ** (1 / 3)
+    c = rng.uniform(r, size - 1 - r, 3)
+    grid = np.stack(np.meshgrid(*(np.arange(size),) * 3, indexing="ij"), axis=-1)
+    return np.linalg.norm(grid - c, axis=-1) <= r
+
+
+def make_volume_dataset(n: int, size: int = 24, seed: int = 0,
+                        tube_radius: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled binary volumes: 1 = blobs plus a thin straight tube, 0 = blobs plus a ball.
+
+    The blobs are ``skimage.data.binary_blobs(size, n_dim=3, blob_size_fraction=0.1)`` with a
+    volume fraction drawn from U(0.05, 0.10). Class 1 adds a `tube_mask` of radius
+    ``tube_radius`` through the volume in a random direction; class 0 adds a `ball_mask` with
+    as many voxels as that tube would have had, so counting voxels does not tell the classes
+    apart (the tests check this): shape does, long and thin versus compact. Shape is a 3D
+    property: a tube crossing the slices steeply is a small disc in each slice, like the blobs
+    and like the ball's first and last slices, while 3D filters see it whole. (A single slice
+    through the ball's middle does show a large disc, so slices are not entirely blind to
+    the class; the point is what 3D filters can use, not that 2D ones could never.)
+
+    Returns:
+        x of shape (n, size, size, size, 1) float32 in {0, 1} and y of shape (n,) int,
+        balanced, both fixed by ``seed``.
+    """
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % 2)
+    x = np.empty((n, size, size, size, 1), np.float32)
+    for i in range(n):
+        volume = skimage.data.binary_blobs(size, blob_size_fraction=0.1, n_dim=3,
+                                           volume_fraction=rng.uniform(0.05, 0.10),
+                                           rng=int(rng.integers(2**31)))
+        tube = tube_mask(size, tube_radius, rng)
+        extra = tube if y[i] else ball_mask(size, int(tube.sum()), rng)
+        x[i, ..., 0] = volume | extra
+    return x, y.astype(np.int64)
+
+
+def build_conv3d_classifier(size: int, channels: int = 1, seed: int = 0) -> keras.Model:
+    """A small 3D ConvNet: (N, size, size, size, channels) volumes -> (N, 1) P(class 1).
+
+    [Conv3D(8, 3) -> MaxPool3D(2)] -> [Conv3D(16, 3) -> MaxPool3D(2)] -> Conv3D(16, 3)
+    -> global average -> Dense(1, sigmoid); each conv followed by batch norm and a ReLU named
+    conv1, conv2, conv3.
+    """
+    inputs = keras.Input((size, size, size, channels), name="volume")
+    x = _conv_block(inputs, keras.layers.Conv3D, 8, 3, seed * 10 + 1, "conv1")
+    x = keras.layers.MaxPooling3D(2, name="pool1")(x)
+    x = _conv_block(x, keras.layers.Conv3D, 16, 3, seed * 10 + 2, "conv2")
+    x = keras.layers.MaxPooling3D(2, name="pool2")(x)
+    x = _conv_block(x, keras.layers.Conv3D, 16, 3, seed * 10 + 3, "conv3")
+    x = keras.layers.GlobalAveragePooling3D(name="gap")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="prob",
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
+    return keras.Model(inputs, outputs, name="conv3d_classifier")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_small(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = 5,
+                seed: int = 0, batch_size: int = 32, learning_rate: float = 1e-2,
+                validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+                verbose: int = 0) -> keras.callbacks.History:
+    """Compile ``model`` (Adam, binary cross-entropy, accuracy) and fit it on (x, y).
+
+    The learning rate decays from ``learning_rate`` to 0 along a cosine over the whole run,
+    which keeps the last epoch from jumping around. ``seed`` fixes the shuffling
+    (`keras.utils.set_random_seed`); ``verbose=1`` shows Keras's progress bar. The history
+    gains a "seconds" entry: wall-clock training time.
+    """
+    keras.utils.set_random_seed(seed)
+    steps = epochs * math.ceil(len(x) / batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True,
+                        validation_data=validation_data, verbose=verbose)
+    history.history["seconds"] = [time.perf_counter() - start]
+    return history
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of examples whose thresholded probability (> 0.5) matches the label."""
+    p = model.predict(x, verbose=0)[:, 0]
+    return float(np.mean((p > 0.5) == (np.asarray(y) == 1)))
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_signal(signal: np.ndarray, fs: float, title: str = "",
+                channel_names: Sequence[str] | None = None) -> Figure:
+    """A signal against time in seconds: (length,) or (length, channels), channels stacked."""
+    signal = np.asarray(signal, float)
+    signal = signal[:, None] if signal.ndim == 1 else signal
+    t = np.arange(len(signal)) / fs
+    n_channels = signal.shape[1]
+    fig, axes = plt.subplots(n_channels, 1, figsize=(10, 1.0 + 1.4 * n_channels),
+                             sharex=True, squeeze=False)
+    for c, ax in enumerate(axes[:, 0]):
+        ax.plot(t, signal[:, c], lw=0.8)
+        if channel_names is not None:
+            ax.set_ylabel(channel_names[c])
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[0, 0].set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filter_responses(signal: np.ndarray, responses: np.ndarray, fs: float | None = None,
+                          max_filters: int = 8) -> Figure:
+    """The input signal on top, one learned filter's response per row below.
+
+    The responses (length', filters) are shorter than the signal (valid padding, pooling), so
+    each is drawn on the signal's time axis, stretched over the span it covers.
+    """
+    signal = np.asarray(signal, float).reshape(len(signal), -1)[:, 0]
+    responses = np.asarray(responses, float)
+    k = min(max_filters, responses.shape[1])
+    scale = fs if fs is not None else 1.0
+    t = np.arange(len(signal)) / scale
+    t_resp = np.linspace(0, t[-1], responses.shape[0])
+    fig, axes = plt.subplots(k + 1, 1, figsize=(10, 1.0 + 0.9 * (k + 1)), sharex=True)
+    axes[0].plot(t, signal, color="k", lw=0.8)
+    axes[0].set_ylabel("input")
+    for j in range(k):
+        axes[j + 1].plot(t_resp, responses[:, j], color=f"C{j % 10}", lw=0.8)
+        axes[j + 1].set_ylabel(f"filter {j}", rotation=0, ha="right", va="center")
+        axes[j + 1].set_yticks([])
+    axes[-1].set_xlabel("time (s)" if fs is not None else "sample")
+    axes[0].set_title(f"responses of {k} of {responses.shape[1]} filters "
+                      f"({responses.shape[0]} positions)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_volume_slices(volume: np.ndarray, n_slices: int = 6, title: str = "") -> Figure:
+    """``n_slices`` evenly spaced axial slices of a (D, H, W) or (D, H, W, 1) volume."""
+    volume = np.asarray(volume, float)
+    volume = volume[..., 0] if volume.ndim == 4 else volume
+    depth = volume.shape[0]
+    picks = np.linspace(0, depth - 1, n_slices).round().astype(int)
+    fig, axes = plt.subplots(1, n_slices, figsize=(1.9 * n_slices, 2.3), squeeze=False)
+    for ax, z in zip(axes[0], picks, strict=True):
+        ax.imshow(volume[z], cmap="gray", vmin=volume.min(), vmax=volume.max())
+        ax.set_title(f"slice {z}")
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
