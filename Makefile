@@ -56,6 +56,8 @@ benchmark: prepare
 	$(PY) benchmarks/step_time.py
 	$(PY) benchmarks/face_encoder_speed.py
 	$(PY) benchmarks/face_search.py
+	$(PY) benchmarks/nst_speed.py
+	$(PY) benchmarks/one_shot.py
 
 clean:
 	rm -rf outputs .pytest_cache
