@@ -12,7 +12,7 @@ CI_SETTINGS := NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30 \
 	NBUTILS_STEPS=150 NBUTILS_PER_CLASS=8 NBUTILS_EPISODES=300 \
 	NBUTILS_PHOTO_SIZE=96 NBUTILS_MAX_STEPS=15 NBUTILS_TRAIN_EPOCHS=3
 
-.PHONY: all venv prepare run test unit nbval lint benchmark clean
+.PHONY: all venv prepare run test unit nbval lint benchmark clean student
 
 all: run
 
@@ -58,6 +58,9 @@ benchmark: prepare
 	$(PY) benchmarks/face_search.py
 	$(PY) benchmarks/nst_speed.py
 	$(PY) benchmarks/one_shot.py
+
+student: venv
+	$(PY) -m nbutils.exercises --out student notebooks/art_generation.ipynb notebooks/face_recognition.ipynb
 
 clean:
 	rm -rf outputs .pytest_cache

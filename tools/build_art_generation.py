@@ -326,7 +326,7 @@ cost is close to the hardware's limit. The lever is **fewer, cheaper passes**:
 """)
 
 code(r"""
-passes = max(EPOCHS // 3, 10)
+passes = max(EPOCHS // 5, 10)
 runs = {
     "Adam (the course)": stylize_fast(content_image, style_image, IMG_SIZE, optimizer="adam",
                                       passes=passes, vgg=vgg, progress=False),
@@ -355,7 +355,7 @@ md(r"""
 
 code(r"""
 mosaic_style = load_image(sample_image_path("style_mosaic"))
-quick = dict(passes=max(EPOCHS // 5, 8), scales=2, vgg=vgg, progress=False)
+quick = dict(passes=max(EPOCHS // 10, 8), scales=2, vgg=vgg, progress=False)
 variants = {
     "no colour preservation": runs["L-BFGS, coarse-to-fine"][0],
     "luminance only": stylize_fast(content_image, style_image, IMG_SIZE,
