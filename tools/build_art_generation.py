@@ -342,6 +342,12 @@ for name, (_, history) in runs.items():
 """)
 
 md(r"""
+The jump in the coarse-to-fine curve is the switch of scale: the cost is then measured on
+the larger image, where the upsampled G lacks the finest texture. The coarse work pays off
+at large sizes, where full-size passes are expensive: at 400 px, `benchmarks/nst_speed.py`
+measures coarse-to-fine L-BFGS reaching the cost of 300 course Adam steps in about a fifth
+of the time.
+
 ### Quality controls
 
 - **Colour preservation**: keep the content's colours. *Luminance only* transfers the
