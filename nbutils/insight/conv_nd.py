@@ -230,6 +230,24 @@ def _conv_block(x: keras.KerasTensor, conv: type, filters: int, kernel_size: int
     return keras.layers.ReLU(name=name)(x)
 
 
+def _small_classifier(inputs: keras.KerasTensor, layers: tuple[type, type, type],
+                      kernels: tuple[int, int, int], pool: int, seed: int,
+                      name: str) -> keras.Model:
+    """The shared shape of the 1D and 3D examples, whatever the number of axes:
+    [conv(8) -> pool] -> [conv(16) -> pool] -> conv(16) -> global average -> Dense(1, sigmoid).
+    ``layers`` = (conv, max pooling, global average pooling) classes of that dimension."""
+    conv, max_pool, global_pool = layers
+    x = _conv_block(inputs, conv, 8, kernels[0], seed * 10 + 1, "conv1")
+    x = max_pool(pool, name="pool1")(x)
+    x = _conv_block(x, conv, 16, kernels[1], seed * 10 + 2, "conv2")
+    x = max_pool(pool, name="pool2")(x)
+    x = _conv_block(x, conv, 16, kernels[2], seed * 10 + 3, "conv3")
+    x = global_pool(name="gap")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="prob",
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 def build_conv1d_classifier(length: int, channels: int = 1, seed: int = 0) -> keras.Model:
     """A small 1D ConvNet: (N, length, channels) signals -> (N, 1) probability of class 1.
 
@@ -238,16 +256,9 @@ def build_conv1d_classifier(length: int, channels: int = 1, seed: int = 0) -> ke
     named conv1, conv2, conv3, so `filter_responses` can look inside. At 125 Hz conv3 sees
     about 0.8 s of signal.
     """
-    inputs = keras.Input((length, channels), name="signal")
-    x = _conv_block(inputs, keras.layers.Conv1D, 8, 7, seed * 10 + 1, "conv1")
-    x = keras.layers.MaxPooling1D(4, name="pool1")(x)
-    x = _conv_block(x, keras.layers.Conv1D, 16, 5, seed * 10 + 2, "conv2")
-    x = keras.layers.MaxPooling1D(4, name="pool2")(x)
-    x = _conv_block(x, keras.layers.Conv1D, 16, 5, seed * 10 + 3, "conv3")
-    x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="prob",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
-    return keras.Model(inputs, outputs, name="conv1d_classifier")
+    layers = (keras.layers.Conv1D, keras.layers.MaxPooling1D, keras.layers.GlobalAveragePooling1D)
+    return _small_classifier(keras.Input((length, channels), name="signal"), layers,
+                             kernels=(7, 5, 5), pool=4, seed=seed, name="conv1d_classifier")
 
 
 def filter_responses(model: keras.Model, layer: str | int | keras.layers.Layer,
@@ -341,16 +352,9 @@ def build_conv3d_classifier(size: int, channels: int = 1, seed: int = 0) -> kera
     -> global average -> Dense(1, sigmoid); each conv followed by batch norm and a ReLU named
     conv1, conv2, conv3.
     """
-    inputs = keras.Input((size, size, size, channels), name="volume")
-    x = _conv_block(inputs, keras.layers.Conv3D, 8, 3, seed * 10 + 1, "conv1")
-    x = keras.layers.MaxPooling3D(2, name="pool1")(x)
-    x = _conv_block(x, keras.layers.Conv3D, 16, 3, seed * 10 + 2, "conv2")
-    x = keras.layers.MaxPooling3D(2, name="pool2")(x)
-    x = _conv_block(x, keras.layers.Conv3D, 16, 3, seed * 10 + 3, "conv3")
-    x = keras.layers.GlobalAveragePooling3D(name="gap")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="prob",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
-    return keras.Model(inputs, outputs, name="conv3d_classifier")
+    layers = (keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.GlobalAveragePooling3D)
+    return _small_classifier(keras.Input((size, size, size, channels), name="volume"), layers,
+                             kernels=(3, 3, 3), pool=2, seed=seed, name="conv3d_classifier")
 
 
 # --------------------------------------------------------------------------- training
