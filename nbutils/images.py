@@ -11,7 +11,6 @@ what to do about it.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from nbutils.atomic import atomic_write
+
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
     "ImageError",
     "ImageNotFoundError",
@@ -27,6 +29,9 @@ __all__ = [
     "save_image",
     "to_uint8",
 ]
+
+#: File extensions taken as photos when a folder is read (lower case, with the dot).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 #: Images with more pixels than this are refused (100 megapixels, 1.2 GB as float32).
 MAX_PIXELS = 100_000_000
@@ -342,9 +347,8 @@ def save_image(image: Any, path: str | os.PathLike[str]) -> Path:
     Returns:
         The destination as a ``pathlib.Path``.
 
-    The image is written to a temporary file in the destination folder and then
-    moved over ``path`` with ``os.replace``, so an existing file is either left
-    untouched or fully replaced, never half written.
+    Written with `nbutils.atomic.atomic_write`: an existing file is either left
+    untouched or fully replaced (keeping its permissions), never half written.
 
     Raises:
         ImageError: unknown extension or an image that :func:`to_uint8` refuses.
@@ -358,24 +362,6 @@ def save_image(image: Any, path: str | os.PathLike[str]) -> Path:
         )
     pil_image = Image.fromarray(to_uint8(image))
     file_format, options = _SAVE_FORMATS[extension]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pil_image.save(handle, format=file_format, **options)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, _file_mode(path))
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        pil_image.save(handle, format=file_format, **options)
     return path
-
-
-def _file_mode(path: Path) -> int:
-    """Permissions for the new file: the existing file's, else rw-r--r--."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        return 0o644

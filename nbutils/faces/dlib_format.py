@@ -34,6 +34,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from nbutils.faces.align import CHIP_SIZE
 from nbutils.weights import WeightsError, check_digest
 
 FACE_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -42,10 +43,9 @@ FACE_RESNET_SIZE = 22_466_066  # bytes
 
 LOSS_NAME = "loss_metric_2"
 LOSS_MARGIN = 0.04
-LOSS_THRESHOLD = 0.6
+DISTANCE_THRESHOLD = 0.6  # recorded in the file: same person when ||f(a) - f(b)|| < 0.6
 INPUT_NAME = "input_rgb_image_sized"
 INPUT_MEANS = (122.782, 117.001, 104.298)  # R, G, B, in 0..255 pixel units
-INPUT_SIZE = 150
 
 FLOAT_INF, FLOAT_NINF, FLOAT_NAN = 32000, 32001, 32002  # dlib's special exponents
 
@@ -362,7 +362,7 @@ def _read_header(r: DlibReader) -> list[int]:
     r.expect_int(1, "the loss layer version")
     r.expect_string(LOSS_NAME, "the loss name")
     _expect_float(r, LOSS_MARGIN, "the loss margin")
-    _expect_float(r, LOSS_THRESHOLD, "the distance threshold")
+    _expect_float(r, DISTANCE_THRESHOLD, "the distance threshold")
     versions: list[int] = []
     while not versions or versions[-1] != 3:
         at = r.pos
@@ -377,8 +377,8 @@ def _read_input(r: DlibReader) -> None:
     r.expect_string(INPUT_NAME, "the input layer name")
     for channel, mean in zip("RGB", INPUT_MEANS, strict=True):
         _expect_float(r, mean, f"the input mean of {channel}")
-    r.expect_int(INPUT_SIZE, "the input rows")
-    r.expect_int(INPUT_SIZE, "the input columns")
+    r.expect_int(CHIP_SIZE, "the input rows")
+    r.expect_int(CHIP_SIZE, "the input columns")
 
 
 def _read_wrapper_state(r: DlibReader) -> None:

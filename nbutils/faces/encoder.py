@@ -37,7 +37,9 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from nbutils.faces.align import CHIP_SIZE
 from nbutils.faces.dlib_format import (
+    DISTANCE_THRESHOLD,  # noqa: F401  (re-exported: the encoder's decision rule)
     FACE_RESNET_FILE,
     FACE_RESNET_SHA256,
     INPUT_MEANS,
@@ -46,9 +48,7 @@ from nbutils.faces.dlib_format import (
 )
 from nbutils.weights import WeightsError, WeightsNotFoundError, cached_conversion
 
-CHIP_SIZE = 150  # pixels, side of an aligned face chip
 EMBEDDING_DIM = 128
-DISTANCE_THRESHOLD = 0.6  # same person when ||f(a) - f(b)|| < 0.6
 
 FACE_MODELS_PACKAGE = "face_recognition_models"
 FACE_MODELS_REQUIREMENT = "face_recognition_models==0.3.0"

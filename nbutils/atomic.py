@@ -1,0 +1,175 @@
+"""One way to write a file so that a crash never leaves half of it: ``atomic_write``.
+
+    with atomic_write("people.npz") as f:   # f: a binary file in the target's folder
+        np.savez(f, **arrays)
+
+1. The bytes go to a temporary file ``.<name>.<pid>.<random>.tmp`` in the target's folder
+   (the same file system, so the rename below is atomic).
+2. The file is flushed and fsynced, given the target's permissions, then renamed over the
+   target with ``os.replace``; the folder is fsynced so that the rename itself survives a
+   power cut. Readers see the old file or the new one, never a mix.
+3. Any failure (an exception, Ctrl-C) removes the temporary file and leaves the target as
+   it was.
+4. A writer killed with ``kill -9`` cannot clean up; the next write to the same target
+   removes its leftovers. A writer holds an exclusive ``flock`` on its temporary file while
+   it works, and the lock dies with the process, so a leftover whose lock can be taken
+   belongs to a dead writer; a concurrent live writer's file is never touched.
+
+Permissions: an existing target keeps its mode. A new file gets ``0o666`` minus the umask,
+as ``open()`` would give it (``mkstemp`` alone would make it private, ``0o600``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+try:  # POSIX: the lock that tells a live writer's temporary file from a dead one's
+    import fcntl
+except ImportError:  # Windows: leftovers are removed when their writer's pid is gone
+    fcntl = None
+
+TMP_SUFFIX = ".tmp"
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the platform allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
+
+
+def _target_mode(target: Path) -> int:
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _writer_is_dead(tmp: Path) -> bool:
+    """True when no live process is writing ``tmp`` (see the module docstring, point 4)."""
+    if fcntl is not None:
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)  # closing releases the lock we may have taken
+    try:
+        pid = int(tmp.name[len(_prefix(tmp)):].split(".")[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writers left beside ``target``; returns them."""
+    target = Path(target)
+    removed = []
+    try:
+        candidates = list(target.parent.glob(f"{_prefix(target)}*{TMP_SUFFIX}"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        if tmp.is_file() and _writer_is_dead(tmp):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class AtomicWriteError(OSError):
+    """Writing a file failed; the message names the target file (not the temporary one)."""
+
+
+def _fail(target: Path, err: OSError) -> AtomicWriteError:
+    reason = err.strerror or str(err)
+    hint = {
+        errno.ENOENT: "the folder does not exist or was removed while writing",
+        errno.EACCES: "you may not write in that folder: choose another path",
+        errno.EPERM: "you may not write in that folder: choose another path",
+        errno.EROFS: "the file system is read-only: choose a writable folder",
+        errno.ENOSPC: "the disk is full: free some space or choose another disk",
+        errno.EDQUOT: "your disk quota is exhausted: free some space",
+        errno.EISDIR: "the path is a folder: give a file name",
+    }.get(err.errno, "check the path and the folder's permissions")
+    return AtomicWriteError(err.errno, f"cannot write {target}: {reason} ({hint}); "
+                            "the previous file, if any, is unchanged", str(target))
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a binary file whose content replaces ``path`` only when the block succeeds.
+
+    Parent folders are created. On success the target has the new bytes (fsynced) and its
+    old permissions; on any exception the target is untouched, the temporary file is gone,
+    and an ``OSError`` is re-raised as `AtomicWriteError` naming ``path``.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f"{_prefix(target)}{os.getpid()}.",
+                                    suffix=TMP_SUFFIX)
+    except OSError as err:
+        raise _fail(target, err) from err
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when the process dies
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+            os.chmod(tmp, _target_mode(target))
+            if fcntl is not None:  # rename while still holding the lock: no cleaner can race
+                os.replace(tmp, target)
+        if fcntl is None:  # Windows cannot rename an open file
+            os.replace(tmp, target)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError) and not isinstance(err, AtomicWriteError):
+            raise _fail(target, err) from err
+        raise
+    fsync_folder(target.parent)
