@@ -336,7 +336,7 @@ def check_triplet_loss(fn: Callable[..., Any], hidden: bool = False) -> CheckRes
     """Check ``triplet_loss(y_true, y_pred, alpha=0.2)`` with y_pred = [A, P, N], each (m, d)."""
     import tensorflow as tf
 
-    from nbutils.faces.losses import triplet_loss as reference
+    from nbutils.triplet import triplet_loss as reference
 
     def triplet(seed: int, m: int, d: int) -> list:
         rng = np.random.default_rng(seed)

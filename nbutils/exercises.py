@@ -32,7 +32,7 @@ GRADED: dict[str, str] = {
     "compute_style_cost": "nbutils.style.costs",
     "total_cost": "nbutils.style.costs",
     "make_train_step": "nbutils.style.optimize",
-    "triplet_loss": "nbutils.faces.losses",
+    "triplet_loss": "nbutils.triplet",
     "verify": "nbutils.faces.recognition",
     "who_is_it": "nbutils.faces.recognition",
 }

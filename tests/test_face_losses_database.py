@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import nbutils.faces.database as database_module
 from nbutils.faces.database import EmptyDatabaseError, FaceDatabase, FaceEncodingWarning
-from nbutils.faces.losses import triplet_loss
+from nbutils.triplet import triplet_loss
 
 # ----------------------------------------------------------------------------- triplet loss
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nbutils.faces.losses import triplet_loss
 from nbutils.siamese.mining import (
     MINING_STRATEGIES,
     TripletMiningLoss,
@@ -21,6 +20,7 @@ from nbutils.siamese.mining import (
     semi_hard_triplet_loss,
     triplet_mask,
 )
+from nbutils.triplet import triplet_loss
 
 RTOL, ATOL = 1e-5, 1e-6
 

@@ -11,7 +11,6 @@ from nbutils.faces.encoder import (
     encode_chips,
     load_face_encoder,
 )
-from nbutils.faces.losses import triplet_loss
 from nbutils.faces.recognition import (
     Face,
     NoFaceFoundError,
@@ -23,6 +22,7 @@ from nbutils.faces.recognition import (
     verify,
     who_is_it,
 )
+from nbutils.triplet import triplet_loss
 
 __all__ = [
     "CHIP_SIZE",

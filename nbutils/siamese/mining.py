@@ -1,6 +1,6 @@
 """Triplet mining: which (anchor, positive, negative) triplets a batch trains on.
 
-Every strategy uses the course's per-triplet term (``nbutils.faces.losses.triplet_loss``),
+Every strategy uses the course's per-triplet term (``nbutils.triplet.triplet_loss``),
 
     term(a, p, n) = max(d(a, p) - d(a, n) + alpha, 0),    d(i, j) = ||e_i - e_j||^2,
 
@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nbutils.faces.losses import triplet_loss
+from nbutils.triplet import triplet_loss
 
 MiningFn = Callable[..., tuple[tf.Tensor, tf.Tensor]]
 
@@ -260,7 +260,7 @@ def random_triplet_loss(anchor: tf.Tensor, positive: tf.Tensor, negative: tf.Ten
         loss = triplet_loss([A, P, N], alpha) / m
         active_fraction = #{i : term_i > 0} / m
 
-    Both the sum and the per-triplet terms come from ``nbutils.faces.losses.triplet_loss``
+    Both the sum and the per-triplet terms come from ``nbutils.triplet.triplet_loss``
     (the latter by mapping it over single triplets), so the formula lives in one place.
 
     Args:
