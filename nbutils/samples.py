@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from nbutils.images import save_image
-from nbutils.settings import REPO_ROOT
+from nbutils.settings import cache_dir
 
 __all__ = [
     "DEFAULT_FOLDER",
@@ -30,8 +30,9 @@ __all__ = [
     "sample_image_path",
 ]
 
-#: Where the sample images live by default: ``<repository root>/images``.
-DEFAULT_FOLDER = REPO_ROOT / "images"
+#: Where the sample images live by default: ``images/`` in the cache folder
+#: (`nbutils.settings.cache_dir`, read when this module is first imported).
+DEFAULT_FOLDER = cache_dir() / "images"
 
 #: Sample name -> file name inside the samples folder.
 SAMPLE_IMAGES: dict[str, str] = {
@@ -264,7 +265,7 @@ def make_sample_images(
     """Write the sample images (see :data:`SAMPLE_IMAGES`) into ``folder``.
 
     Args:
-        folder: destination folder, created if needed (default: ``<repo>/images``).
+        folder: destination folder, created if needed (default: `DEFAULT_FOLDER`).
         size: side in pixels of every (square) image.
         overwrite: rewrite files that already exist; by default they are kept.
 
@@ -356,7 +357,8 @@ def make_face_samples(folder: str | os.PathLike[str] = DEFAULT_FOLDER,
     - ``queries/<name>__<transformation>.jpg``: transformed copies to present at the door,
       and the original photo of the stranger (``queries/cameraman.jpg``).
 
-    Your own photos go in ``people/<name>/`` too: `FaceDatabase.from_folder` reads them all.
+    Your own photos go in ``people/<name>/`` too: `nbutils.faces.database_from_folder`
+    reads them all.
 
     Returns:
         {"people": [paths], "queries": [paths]}.

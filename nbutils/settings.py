@@ -1,7 +1,14 @@
-"""Notebook parameters that the environment may override.
+"""Where things go, and notebook parameters that the environment may override.
 
-A notebook's parameter cell reads each setting through `setting`, so CI can run the very
-same code small (``NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30``) while users get the default.
+- `cache_dir`: fetched weight files, converted weights and sample images. The platform's
+  per-user cache (``~/.cache/nbutils`` on Linux), or ``$NBUTILS_CACHE_DIR``: a lab
+  prepares a shared folder once (``python -m nbutils.prepare --cache-dir /srv/nbutils``)
+  and points users at it; it may then be mounted read-only.
+- `output_path`: results a notebook saves, under ``outputs/`` in the current directory
+  (or ``$NBUTILS_OUTPUT_DIR``), never inside the installed package.
+- `setting`: a notebook's parameter cell reads each setting through it, so CI can run the
+  very same code small (``NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30``) while users get the
+  default.
 """
 
 from __future__ import annotations
@@ -13,7 +20,18 @@ from typing import TypeVar
 T = TypeVar("T", int, float, str, bool)
 
 PREFIX = "NBUTILS_"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_ENV = PREFIX + "CACHE_DIR"
+OUTPUT_ENV = PREFIX + "OUTPUT_DIR"
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$NBUTILS_CACHE_DIR``, else the per-user cache of the platform."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("nbutils", appauthor=False))
 
 
 def setting(name: str, default: T) -> T:
@@ -41,8 +59,8 @@ def setting(name: str, default: T) -> T:
 
 
 def output_path(name: str) -> Path:
-    """Where a notebook saves result ``name``: ``$NBUTILS_OUTPUT_DIR`` or ``outputs/`` at the
-    repository root (whatever the notebook's working directory). The folder is created."""
-    folder = Path(os.environ.get(PREFIX + "OUTPUT_DIR", REPO_ROOT / "outputs"))
+    """Where a notebook saves result ``name``: ``$NBUTILS_OUTPUT_DIR``, else ``outputs/`` in
+    the current directory. The folder is created."""
+    folder = Path(os.environ.get(OUTPUT_ENV) or Path.cwd() / "outputs")
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name

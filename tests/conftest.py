@@ -1,4 +1,5 @@
-"""Shared fixtures: the reference photos dlib was run on, rebuilt from installed packages."""
+"""Shared fixtures: the reference photos dlib was run on, rebuilt from installed packages;
+an empty cache folder."""
 
 import json
 from pathlib import Path
@@ -6,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from nbutils.settings import CACHE_ENV, cache_dir
 
 DATA = Path(__file__).parent / "data"
 
@@ -46,3 +49,16 @@ def dlib_photo_reference() -> dict[str, dict]:
 def dlib_chip_reference() -> dict[str, np.ndarray]:
     with np.load(DATA / "dlib_reference_chips.npz") as z:
         return {k: z[k] for k in z.files}
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh cache folder ($NBUTILS_CACHE_DIR) with no converted weights in it, in which
+    the packages that `python -m nbutils.prepare` fetched are still found (a link)."""
+    fetched = cache_dir() / "packages"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if fetched.is_dir():
+        (cache / "packages").symlink_to(fetched, target_is_directory=True)
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    return cache

@@ -4,6 +4,7 @@ The reference (tests/data/dlib_reference_chips.npz) is the real dlib 20.0.1's ow
 13 aligned chips and ``compute_face_descriptor(chip)`` for each.
 """
 
+import dataclasses
 import math
 import shutil
 import struct
@@ -17,7 +18,14 @@ import pytest
 
 from nbutils.faces import dlib_format as df
 from nbutils.faces import encoder as enc
-from nbutils.weights import ChecksumError, WeightsError, WeightsNotFoundError, arrays_digest
+from nbutils.weights import (
+    ChecksumError,
+    WeightsError,
+    WeightsNotFoundError,
+    arrays_digest,
+    registry,
+)
+from nbutils.weights.registry import FACE_RESNET
 
 DATA = Path(__file__).parent / "data"
 
@@ -30,7 +38,7 @@ def reference():
 
 @pytest.fixture(scope="module")
 def dat_file() -> Path:
-    return enc.find_face_resnet_file()
+    return FACE_RESNET.locate()
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +148,7 @@ def test_reader_consumes_exactly_every_byte(dat_file):
 
 
 def test_flipped_byte_is_refused_by_checksum(dat_file, tmp_path):
-    copy = tmp_path / df.FACE_RESNET_FILE
+    copy = tmp_path / FACE_RESNET.name
     data = bytearray(dat_file.read_bytes())
     data[len(data) // 2] ^= 0x01  # in a float: only the checksum can see it
     copy.write_bytes(bytes(data))
@@ -304,36 +312,46 @@ def test_encode_chips_inputs(encoder, reference):
 # ---------------------------------------------------------------------------------------
 
 
-def test_wrong_cache_is_rebuilt(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBUTILS_WEIGHTS_DIR", str(tmp_path))
-    cache = tmp_path / enc.CACHE_FILE
+def test_wrong_cache_is_rebuilt(empty_cache, monkeypatch):
+    cache = empty_cache / enc.CACHE_FILE
     np.savez(cache, **{"stem_conv/kernel": np.zeros((7, 7, 3, 32), np.float32)})
     arrays = enc.face_resnet_arrays()
     assert arrays_digest(arrays) == enc.FACE_RESNET_ARRAYS_SHA256
     assert len(arrays) == 2 * 29 + 1 and arrays["embedding/kernel"].shape == (256, 128)
     # rewritten with the right content, and now trusted without the source file
-    monkeypatch.setattr(enc, "FACE_MODELS_PACKAGE", "no_such_package_for_nbutils_tests")
+    def gone(self):
+        raise WeightsNotFoundError(f"{self.name} is gone")
+
+    monkeypatch.setattr(registry.PackageFile, "locate", gone)
     assert arrays_digest(enc.face_resnet_arrays()) == enc.FACE_RESNET_ARRAYS_SHA256
     cache.write_bytes(b"not a zip file")
     with pytest.raises(WeightsNotFoundError):  # unreadable: not trusted, rebuild attempted
         enc.face_resnet_arrays()
 
 
-def test_missing_package_names_the_requirements_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBUTILS_WEIGHTS_DIR", str(tmp_path))
-    monkeypatch.setattr(enc, "FACE_MODELS_PACKAGE", "no_such_package_for_nbutils_tests")
-    with pytest.raises(WeightsNotFoundError, match="requirements-weights.txt"):
+def test_missing_package_says_which_command_fetches_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBUTILS_CACHE_DIR", str(tmp_path))  # nothing fetched there
+    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(WeightsNotFoundError,
+                       match=r"(?s)face_recognition_models==0\.3\.0.*python -m nbutils\.prepare"):
         enc.face_resnet_arrays()
     assert not (tmp_path / enc.CACHE_FILE).exists()
 
 
-def test_incomplete_package_is_reported(tmp_path, monkeypatch, dat_file):
+def test_installed_package_is_preferred_and_checked(tmp_path, monkeypatch, dat_file):
     package = tmp_path / "fake_face_models"
     (package / "models").mkdir(parents=True)
     (package / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(enc, "FACE_MODELS_PACKAGE", "fake_face_models")
-    with pytest.raises(WeightsNotFoundError, match=r"(?s)is missing.*requirements-weights\.txt"):
-        enc.find_face_resnet_file()
-    shutil.copy(dat_file, package / "models" / df.FACE_RESNET_FILE)
-    assert enc.find_face_resnet_file() == package / "models" / df.FACE_RESNET_FILE
+    monkeypatch.setenv("NBUTILS_CACHE_DIR", str(tmp_path / "empty"))
+    fake = dataclasses.replace(FACE_RESNET, path=f"fake_face_models/models/{FACE_RESNET.name}")
+    with pytest.raises(WeightsNotFoundError, match=r"(?s)has not been fetched.*nbutils\.prepare"):
+        fake.locate()  # installed, but without the file, and nothing in the cache
+    shutil.copy(dat_file, package / "models" / FACE_RESNET.name)
+    assert fake.verified() == package / "models" / FACE_RESNET.name
+    with open(package / "models" / FACE_RESNET.name, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\xff")
+    with pytest.raises(ChecksumError, match=r"(?s)face_recognition_models==0\.3\.0.*"
+                                            r"pip install --force-reinstall --no-deps"):
+        fake.verified()

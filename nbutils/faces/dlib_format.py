@@ -35,10 +35,9 @@ from typing import ClassVar
 import numpy as np
 
 from nbutils.faces.align import CHIP_SIZE
-from nbutils.weights import WeightsError, check_digest
+from nbutils.weights.integrity import WeightsError, check_digest
+from nbutils.weights.registry import FACE_RESNET
 
-FACE_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-FACE_RESNET_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 FACE_RESNET_SIZE = 22_466_066  # bytes
 
 LOSS_NAME = "loss_metric_2"
@@ -405,13 +404,15 @@ def parse_face_resnet(data: bytes | bytearray, source: str = "<bytes>") -> list[
     return layers
 
 
-def read_face_resnet(path: str | Path, sha256: str | None = FACE_RESNET_SHA256) -> list[Layer]:
+def read_face_resnet(path: str | Path, sha256: str | None = FACE_RESNET.sha256, *,
+                     remedy: str | None = None) -> list[Layer]:
     """Parse dlib's face ResNet file into layer records, from the input side to the output.
 
     Args:
         path: ``dlib_face_recognition_resnet_model_v1.dat``.
         sha256: its expected SHA-256, checked before anything is parsed; ``None`` skips the
             check (tests of the parser only).
+        remedy: what a checksum failure tells the user to do (see `check_digest`).
 
     Returns:
         Records (`Conv`, `Affine`, `Relu`, `Pool`, `AddPrev`, `FullyConnected`), each with its
@@ -426,5 +427,5 @@ def read_face_resnet(path: str | Path, sha256: str | None = FACE_RESNET_SHA256) 
     """
     path = Path(path)
     if sha256 is not None:
-        check_digest(path, sha256)
+        check_digest(path, sha256, remedy=remedy)
     return parse_face_resnet(path.read_bytes(), str(path))

