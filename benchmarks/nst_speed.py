@@ -2,7 +2,8 @@
 
 Same content and style images, same objective (course layers, weights and normalisation).
 1. Floor: one bare VGG19 forward + backward pass at this size.
-2. Baseline: the course's loop (`make_train_step`, Adam lr 0.01) for --adam-steps steps.
+2. Baseline: the course's loop (`make_train_step`, Adam at `stylize`'s learning rate) for
+   --adam-steps steps.
 3. Fast path: coarse-to-fine L-BFGS (`stylize_fast`) until it reaches the baseline's final
    total cost.
 Prints wall times, passes, their ratio, the cost of one step against the floor, and the
@@ -14,6 +15,7 @@ process's peak memory.
 from __future__ import annotations
 
 import argparse
+import inspect
 import resource
 import time
 
@@ -29,6 +31,7 @@ from nbutils.style import (
     get_layer_outputs,
     initial_generated_image,
     make_train_step,
+    stylize,
     stylize_fast,
     to_batch,
 )
@@ -50,7 +53,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=400)
     parser.add_argument("--adam-steps", type=int, default=300)
     parser.add_argument("--scales", type=int, default=2)
-    parser.add_argument("--passes", type=int, default=200, help="fast path's pass budget")
+    parser.add_argument("--passes", type=int,
+                        default=inspect.signature(stylize_fast).parameters["passes"].default,
+                        help="fast path's pass budget (default %(default)s)")
     args = parser.parse_args()
     content_path, style_path = sample_image_path("content"), sample_image_path("style_swirls")
     vgg = load_vgg19()
@@ -69,8 +74,9 @@ def main() -> None:
     print(f"size {args.size}x{args.size}; bare VGG19 forward+backward pass: {floor:.3f} s")
 
     a_C, a_S = model(content), model(style)
-    g = initial_generated_image(content, seed=272)
-    step = make_train_step(model, a_C, a_S, keras.optimizers.Adam(learning_rate=0.01))
+    g = initial_generated_image(content)
+    course_lr = inspect.signature(stylize).parameters["learning_rate"].default
+    step = make_train_step(model, a_C, a_S, keras.optimizers.Adam(learning_rate=course_lr))
     t = time.perf_counter()  # both timings include their tracing (a second or two)
     for _ in range(args.adam_steps):
         J = step(g)

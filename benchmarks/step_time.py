@@ -10,6 +10,7 @@ process's peak memory.
 from __future__ import annotations
 
 import argparse
+import inspect
 import resource
 import time
 
@@ -24,6 +25,7 @@ from nbutils.style import (
     get_layer_outputs,
     initial_generated_image,
     make_train_step,
+    stylize,
     to_batch,
 )
 from nbutils.weights import load_vgg19
@@ -57,7 +59,8 @@ def main() -> None:
             s = tf.add_n([tf.reduce_sum(o) for o in outputs])
         return tape.gradient(s, content)
 
-    step = make_train_step(model, a_C, a_S, keras.optimizers.Adam(learning_rate=0.01))
+    course_lr = inspect.signature(stylize).parameters["learning_rate"].default
+    step = make_train_step(model, a_C, a_S, keras.optimizers.Adam(learning_rate=course_lr))
     floor = seconds_per_call(lambda: bare_pass().numpy(), args.steps)
     per_step = seconds_per_call(lambda: step(g).numpy(), args.steps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -12,11 +12,18 @@ precomputed 128-d encoding as ``image_path`` and, for the duration of the check,
 stand-in ``img_to_encoding`` that returns it into ``fn.__globals__`` (the notebook's
 namespace, where the learner's function looks it up) and into the reference module; the
 originals are restored afterwards. No photo, detector or encoder is needed.
+
+This module is also the registry of the graded functions: each check is declared with
+``@_grades(module)``, the module of its reference, which fills ``GRADED`` (name -> module)
+and ``CHECKS`` (name -> check), in course order. `nbutils.exercises` and `nbutils.grade`
+read them from here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
 import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +42,31 @@ class CheckResult:
 
     passed: bool
     message: str
+
+
+Check = Callable[..., CheckResult]
+GRADED: dict[str, str] = {}  # graded function name -> the module of its reference
+CHECKS: dict[str, Check] = {}  # graded function name -> check_<name>
+
+
+def _grades(module: str) -> Callable[[Check], Check]:
+    """Register ``check_<name>`` as the check of the graded function ``<module>.<name>``."""
+    def register(check: Check) -> Check:
+        name = check.__name__.removeprefix("check_")
+        GRADED[name] = module
+        CHECKS[name] = check
+        return check
+    return register
+
+
+def reference_of(name: str) -> Callable[..., Any]:
+    """The reference implementation of the graded function ``name`` (imported on demand)."""
+    return getattr(importlib.import_module(GRADED[name]), name)
+
+
+def _default(fn: Callable[..., Any], parameter: str) -> Any:
+    """The default value of ``fn``'s ``parameter``."""
+    return inspect.signature(fn).parameters[parameter].default
 
 
 class _Failure(Exception):
@@ -122,17 +154,27 @@ def _dims(a: Any) -> tuple[float, float, float]:
     return n_H, n_W, n_C
 
 
+def _activation_cases(shapes: Sequence[tuple[int, ...]], seed_offset: int,
+                      arguments: Callable[[np.random.Generator, tuple[int, ...]], tuple]
+                      ) -> list[Case]:
+    """One case per activation shape, its arguments drawn by ``arguments(rng, shape)`` from a
+    generator seeded with the case's number (from 1) plus ``seed_offset``."""
+    return [(f"activations of shape {shape}",
+             arguments(np.random.default_rng(seed + seed_offset), shape), {})
+            for seed, shape in enumerate(shapes, start=1)]
+
+
+@_grades("nbutils.style.costs")
 def check_compute_content_cost(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
     """Check ``compute_content_cost(content_output, generated_output)``."""
-    from nbutils.style.costs import compute_content_cost as reference
+    reference = reference_of("compute_content_cost")
+
+    def outputs(rng: np.random.Generator, shape: tuple[int, ...]) -> list:
+        return [_tensor(rng, (1, 2, 2, 2)), _tensor(rng, shape)]  # a style layer, the content's
 
     shapes = [(1, 4, 4, 3), (1, 3, 5, 2)] + ([(1, 6, 2, 7), (1, 1, 1, 1)] if hidden else [])
-    cases = []
-    for seed, shape in enumerate(shapes, start=1):
-        rng = np.random.default_rng(seed + (100 if hidden else 0))
-        c = [_tensor(rng, (1, 2, 2, 2)), _tensor(rng, shape)]
-        g = [_tensor(rng, (1, 2, 2, 2)), _tensor(rng, shape)]
-        cases.append((f"activations of shape {shape}", (c, g), {}))
+    cases = _activation_cases(shapes, 100 if hidden else 0,
+                              lambda rng, shape: (outputs(rng, shape), outputs(rng, shape)))
 
     def sq(c: list, g: list) -> float:
         return float(np.sum(np.square(_array(c[-1]) - _array(g[-1]))))
@@ -149,9 +191,10 @@ def check_compute_content_cost(fn: Callable[..., Any], hidden: bool = False) -> 
     return _numeric_check("compute_content_cost", fn, reference, cases, variants)
 
 
+@_grades("nbutils.style.costs")
 def check_gram_matrix(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
     """Check ``gram_matrix(A)`` for A of shape (n_C, n_H * n_W)."""
-    from nbutils.style.costs import gram_matrix as reference
+    reference = reference_of("gram_matrix")
 
     shapes = [(3, 2), (4, 6)] + ([(5, 9), (1, 3)] if hidden else [])
     cases = [(f"A of shape {s}", (_tensor(np.random.default_rng(i + (50 if hidden else 0)), s),),
@@ -206,24 +249,24 @@ def _style_variants() -> list[Variant]:
     ]
 
 
+@_grades("nbutils.style.costs")
 def check_compute_layer_style_cost(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
     """Check ``compute_layer_style_cost(a_S, a_G)``."""
-    from nbutils.style.costs import compute_layer_style_cost as reference
+    reference = reference_of("compute_layer_style_cost")
 
     shapes = [(1, 4, 4, 3), (1, 3, 5, 4)] + ([(1, 2, 7, 5), (1, 6, 6, 2)] if hidden else [])
-    cases = []
-    for seed, shape in enumerate(shapes, start=1):
-        rng = np.random.default_rng(seed + (200 if hidden else 10))
-        cases.append((f"activations of shape {shape}",
-                      (_tensor(rng, shape), _tensor(rng, shape)), {}))
+    cases = _activation_cases(shapes, 200 if hidden else 10,
+                              lambda rng, shape: (_tensor(rng, shape), _tensor(rng, shape)))
     return _numeric_check("compute_layer_style_cost", fn, reference, cases, _style_variants())
 
 
+@_grades("nbutils.style.costs")
 def check_compute_style_cost(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
     """Check ``compute_style_cost(style_image_output, generated_image_output, STYLE_LAYERS)``."""
     from nbutils.style.costs import STYLE_LAYERS
-    from nbutils.style.costs import compute_layer_style_cost as layer_cost
-    from nbutils.style.costs import compute_style_cost as reference
+
+    reference = reference_of("compute_style_cost")
+    layer_cost = reference_of("compute_layer_style_cost")
 
     def outputs(rng: np.random.Generator, n: int) -> list:
         shapes = [(1, 4 - i % 3, 3 + i % 2, 2 + i) for i in range(n)] + [(1, 2, 2, 3)]
@@ -251,9 +294,11 @@ def check_compute_style_cost(fn: Callable[..., Any], hidden: bool = False) -> Ch
     return _numeric_check("compute_style_cost", fn, reference, cases, variants)
 
 
+@_grades("nbutils.style.costs")
 def check_total_cost(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
-    """Check ``total_cost(J_content, J_style, alpha=10, beta=40)``."""
-    from nbutils.style.costs import total_cost as reference
+    """Check ``total_cost(J_content, J_style, alpha, beta)``, including its defaults."""
+    reference = reference_of("total_cost")
+    alpha0, beta0 = _default(reference, "alpha"), _default(reference, "beta")
 
     cases: list[Case] = [("total_cost(1, 0)", (1.0, 0.0), {}), ("total_cost(0, 1)", (0.0, 1.0), {}),
                          ("total_cost(0.5, 2, alpha=1, beta=3)", (0.5, 2.0),
@@ -262,10 +307,10 @@ def check_total_cost(fn: Callable[..., Any], hidden: bool = False) -> CheckResul
         cases += [("total_cost(3, 7, alpha=2, beta=5)", (3.0, 7.0), {"alpha": 2, "beta": 5}),
                   ("total_cost(0.25, 0.125)", (0.25, 0.125), {})]
     variants = [
-        (lambda jc, js, alpha=10, beta=40: beta * jc + alpha * js,
+        (lambda jc, js, alpha=alpha0, beta=beta0: beta * jc + alpha * js,
          "alpha and beta swapped: J = alpha * J_content + beta * J_style"),
-        (lambda jc, js, alpha=10, beta=40: 10 * jc + 40 * js,
-         "ignores the alpha and beta arguments (hard-coded 10 and 40?)"),
+        (lambda jc, js, alpha=alpha0, beta=beta0: alpha0 * jc + beta0 * js,
+         f"ignores the alpha and beta arguments (hard-coded {alpha0} and {beta0}?)"),
     ]
     return _numeric_check("total_cost", fn, reference, cases, variants)
 
@@ -285,6 +330,7 @@ def _tiny_vgg(seed: int) -> tuple[Any, list[tuple[str, float]]]:
     return keras.Model(inp, [c1, c2, c2]), [("c1", 0.5), ("c2", 0.5)]
 
 
+@_grades("nbutils.style.optimize")
 def check_make_train_step(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
     """Check ``make_train_step``: one step of J and of G against the reference's.
 
@@ -294,7 +340,7 @@ def check_make_train_step(fn: Callable[..., Any], hidden: bool = False) -> Check
     import keras
     import tensorflow as tf
 
-    from nbutils.style.optimize import make_train_step as reference
+    reference = reference_of("make_train_step")
 
     settings = [(1, 0.1, 10, 40)] + ([(7, 0.05, 1, 1000)] if hidden else [])
     cases = [(f"tiny model, seed {s}, Adam(learning_rate={lr}), alpha={a}, beta={b}",
@@ -332,11 +378,13 @@ def check_make_train_step(fn: Callable[..., Any], hidden: bool = False) -> Check
 
 # ---------------------------------------------------------------- faces
 
+@_grades("nbutils.triplet")
 def check_triplet_loss(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
-    """Check ``triplet_loss(y_true, y_pred, alpha=0.2)`` with y_pred = [A, P, N], each (m, d)."""
+    """Check ``triplet_loss(y_true, y_pred, alpha)`` with y_pred = [A, P, N], each (m, d)."""
     import tensorflow as tf
 
-    from nbutils.triplet import triplet_loss as reference
+    reference = reference_of("triplet_loss")
+    alpha0 = _default(reference, "alpha")
 
     def triplet(seed: int, m: int, d: int) -> list:
         rng = np.random.default_rng(seed)
@@ -357,7 +405,7 @@ def check_triplet_loss(fn: Callable[..., Any], hidden: bool = False) -> CheckRes
         return dist(a - p), dist(a - n)
 
     def variant(reduce: str, axis: int = -1, squared: bool = True) -> Callable[..., float]:
-        def loss(y_true: Any, y_pred: list, alpha: float = 0.2) -> float:
+        def loss(y_true: Any, y_pred: list, alpha: float = alpha0) -> float:
             pos, neg = parts(y_pred, axis, squared)
             basic = pos - neg + alpha
             if reduce == "max_of_sum":
@@ -424,9 +472,28 @@ def _pair(out: Any, second: str) -> tuple[float, Any]:
         raise _Failure(f"the distance must be a number, got {out[0]!r:.80}") from None
 
 
+def _checked_distance(name: str, fn: Callable[..., Any], reference: Callable[..., Any],
+                      args: tuple, kwargs: dict, answer: str, meaning: str
+                      ) -> tuple[float, Any, Any]:
+    """Run the reference and ``fn`` (both return (dist, ``answer``)) under `_fake_encoder`;
+    fail unless the distances agree (``meaning`` says which distance it is).
+
+    Returns:
+        (dist, fn's answer, the reference's answer).
+    """
+    with _fake_encoder(fn, reference):
+        want_dist, want = _call("reference", reference, args, kwargs)
+        dist, got = _pair(_call(name, fn, args, kwargs), answer)
+    if not np.isclose(dist, want_dist, rtol=RTOL, atol=ATOL):
+        raise _Failure(f"wrong distance: expected {want_dist:.6f}, got {dist:.6f} ({meaning})")
+    return dist, got, want
+
+
+@_grades("nbutils.faces.recognition")
 def check_verify(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
     """Check ``verify(image_path, identity, database, model, threshold)`` (fake encoder)."""
-    from nbutils.faces.recognition import verify as reference
+    reference = reference_of("verify")
+    threshold0 = _default(reference, "threshold")
 
     db = _database(1)
     specs = [("younes", "younes", 0.3, {}), ("kian", "bertrand", 0.9, {})]
@@ -439,14 +506,11 @@ def check_verify(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
              for i, (who, claim, d, kw) in enumerate(specs)]
 
     def check_case(label: str, args: tuple, kwargs: dict) -> None:
-        with _fake_encoder(fn, reference):
-            want_dist, want_open = _call("reference", reference, args, kwargs)
-            dist, door_open = _pair(_call("verify", fn, args, kwargs), "door_open")
-        if not np.isclose(dist, want_dist, rtol=RTOL, atol=ATOL):
-            raise _Failure(f"wrong distance: expected {want_dist:.6f}, got {dist:.6f} "
-                           "(the L2 norm of the difference of the encodings)")
+        dist, door_open, want_open = _checked_distance(
+            "verify", fn, reference, args, kwargs, "door_open",
+            "the L2 norm of the difference of the encodings")
         if bool(door_open) != want_open:
-            if bool(door_open) == (dist > kwargs.get("threshold", 0.6)):
+            if bool(door_open) == (dist > kwargs.get("threshold", threshold0)):
                 raise _Failure("threshold on the wrong side: the door opens when "
                                "dist < threshold")
             raise _Failure(f"door_open should be {want_open}, got {door_open!r}")
@@ -454,9 +518,10 @@ def check_verify(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
     return _run("verify", cases, check_case)
 
 
+@_grades("nbutils.faces.recognition")
 def check_who_is_it(fn: Callable[..., Any], hidden: bool = False) -> CheckResult:
     """Check ``who_is_it(image_path, database, model, threshold)`` (fake encoder)."""
-    from nbutils.faces.recognition import who_is_it as reference
+    reference = reference_of("who_is_it")
 
     db = _database(2)
     specs = [("bertrand", 0.3, {}), ("kian", 0.8, {})]
@@ -467,12 +532,9 @@ def check_who_is_it(fn: Callable[..., Any], hidden: bool = False) -> CheckResult
              for i, (who, d, kw) in enumerate(specs)]
 
     def check_case(label: str, args: tuple, kwargs: dict) -> None:
-        with _fake_encoder(fn, reference):
-            want_dist, want_id = _call("reference", reference, args, kwargs)
-            dist, identity = _pair(_call("who_is_it", fn, args, kwargs), "identity")
-        if not np.isclose(dist, want_dist, rtol=RTOL, atol=ATOL):
-            raise _Failure(f"wrong distance: expected {want_dist:.6f}, got {dist:.6f} "
-                           "(the SMALLEST distance to the database's encodings)")
+        _, identity, want_id = _checked_distance(
+            "who_is_it", fn, reference, args, kwargs, "identity",
+            "the SMALLEST distance to the database's encodings")
         if identity != want_id:
             if want_id is None:
                 raise _Failure("must return None as the identity when min_dist >= threshold "
@@ -481,19 +543,6 @@ def check_who_is_it(fn: Callable[..., Any], hidden: bool = False) -> CheckResult
                            "opens when min_dist < threshold)")
 
     return _run("who_is_it", cases, check_case)
-
-
-CHECKS: dict[str, Callable[..., CheckResult]] = {
-    "compute_content_cost": check_compute_content_cost,
-    "gram_matrix": check_gram_matrix,
-    "compute_layer_style_cost": check_compute_layer_style_cost,
-    "compute_style_cost": check_compute_style_cost,
-    "total_cost": check_total_cost,
-    "make_train_step": check_make_train_step,
-    "triplet_loss": check_triplet_loss,
-    "verify": check_verify,
-    "who_is_it": check_who_is_it,
-}
 
 
 def grade_namespace(names: Sequence[str], namespace: dict[str, Any]) -> dict[str, dict]:

@@ -4,7 +4,8 @@
 graded names are removed from its nbutils import, and after that import come a cell
 importing the helpers the exercises need, then for each graded name a title, a stub (the
 reference's signature and docstring, taken from nbutils's source, body
-``raise NotImplementedError``) and a check cell. Outputs are cleared; the rest is unchanged.
+``raise NotImplementedError``) and a check cell. The graded names, and where their
+references live, are `nbutils.checks.GRADED`. Outputs are cleared; the rest is unchanged.
 Output is deterministic: the same input gives byte-identical files.
 """
 
@@ -25,17 +26,8 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-GRADED: dict[str, str] = {
-    "compute_content_cost": "nbutils.style.costs",
-    "gram_matrix": "nbutils.style.costs",
-    "compute_layer_style_cost": "nbutils.style.costs",
-    "compute_style_cost": "nbutils.style.costs",
-    "total_cost": "nbutils.style.costs",
-    "make_train_step": "nbutils.style.optimize",
-    "triplet_loss": "nbutils.triplet",
-    "verify": "nbutils.faces.recognition",
-    "who_is_it": "nbutils.faces.recognition",
-}
+from nbutils.checks import CHECKS, GRADED, reference_of
+
 STUB_BODY = "    # YOUR CODE HERE\n    raise NotImplementedError"
 MAX_LINE = 100
 
@@ -180,8 +172,7 @@ def _graded_imports(source: str) -> list[tuple[ast.ImportFrom, list[str]]]:
                 obj = getattr(importlib.import_module(node.module), alias.name)
             except (ImportError, AttributeError):
                 obj = None
-            reference = getattr(importlib.import_module(GRADED[alias.name]), alias.name)
-            if obj is not reference:
+            if obj is not reference_of(alias.name):
                 raise ExerciseError(f"cannot map `from {node.module} import {alias.name}` to "
                                     f"the graded {GRADED[alias.name]}.{alias.name}")
             graded.append(alias.name)
@@ -236,7 +227,8 @@ def _exercise_cells(names: Sequence[str], already: set[str]) -> list[Any]:
     for name in names:
         title = new_markdown_cell(f"### Exercise: `{name}`", metadata={"nbutils": {"title": name}})
         stub = new_code_cell(stub_source(name), metadata={"nbutils": {"exercise": name}})
-        check = new_code_cell(f"from nbutils.checks import check_{name}\ncheck_{name}({name})",
+        check_fn = CHECKS[name].__name__
+        check = new_code_cell(f"from nbutils.checks import {check_fn}\n{check_fn}({name})",
                               metadata={"nbutils": {"check": name}})
         for cell, kind in ((title, "title"), (stub, "exercise"), (check, "check")):
             cell.id = f"{kind}-{name}"[:64]

@@ -5,7 +5,8 @@ a cell that raises or runs past ``--timeout`` seconds (the kernel is interrupted
 recorded and execution goes on. Then, in the same kernel, each exercise (cells tagged
 ``{"nbutils": {"exercise": name}}``) is checked with ``check_<name>(<name>, hidden=True)``.
 Prints a table and the score ``k/n`` (or JSON); exit 0 when all pass, 1 otherwise, 2 for a
-bad path, a file that is not a notebook, or a notebook without exercises.
+bad path, a file that is not a notebook, a notebook without exercises, or one with an
+exercise that is not in the registry of graded functions (`nbutils.checks.GRADED`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
+
+from nbutils.checks import GRADED
 
 MARKER = "__NBUTILS_GRADE__"
 SMALL_SETTINGS = {"NBUTILS_IMG_SIZE": "64", "NBUTILS_EPOCHS": "3"}
@@ -54,7 +57,8 @@ def grade(path: str | Path, timeout: int = 120) -> dict[str, Any]:
         "cell_errors": [{"cell": index, "error": "Type: message"}]}.
 
     Raises:
-        GradeError: not a file, not a notebook, or no exercise cells.
+        GradeError: not a file, not a notebook, no exercise cells, or an exercise that
+            nbutils does not grade.
     """
     path = Path(path)
     if not path.is_file():
@@ -66,6 +70,10 @@ def grade(path: str | Path, timeout: int = 120) -> dict[str, Any]:
     exercises = _exercises(nb)
     if not exercises:
         raise GradeError(f"{path}: no exercise cells (make it with python -m nbutils.exercises)")
+    unknown = sorted(set(exercises.values()) - set(GRADED))
+    if unknown:
+        raise GradeError(f"{path}: no check for the exercise(s) {', '.join(unknown)}; the "
+                         f"graded functions are {', '.join(GRADED)}")
 
     errors: dict[int, str] = {}
 

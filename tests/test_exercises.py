@@ -13,7 +13,7 @@ import tensorflow as tf
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbutils import checks, exercises, grade
-from nbutils.exercises import GRADED
+from nbutils.checks import GRADED
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REAL = {"art_generation.ipynb": list(GRADED)[:6], "face_recognition.ipynb": list(GRADED)[6:]}
@@ -313,6 +313,26 @@ def test_grade_wrong_notebook_json(tmp_path, capsys):
     assert by_name["gram_matrix"]["passed"]
     assert "alpha and beta swapped" in by_name["total_cost"]["reason"]
     assert "its cell failed: SyntaxError" in by_name["triplet_loss"]["reason"]
+
+
+def test_registry_one_check_per_graded_reference():
+    assert list(GRADED) == list(checks.CHECKS)
+    for name, module in GRADED.items():
+        fn = reference(name)
+        assert fn.__module__ == module and fn.__name__ == name
+        assert checks.CHECKS[name] is getattr(checks, f"check_{name}")
+        assert checks.reference_of(name) is fn
+    assert GRADED["triplet_loss"] == "nbutils.triplet"
+
+
+def test_grade_refuses_an_exercise_without_a_check(tmp_path, capsys):
+    path = fixture_notebook(tmp_path / "odd.ipynb", "x = 1")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].metadata["nbutils"] = {"exercise": "mystery"}
+    nbformat.write(nb, path)
+    assert grade.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "mystery" in err
 
 
 def test_grade_refuses_bad_paths(tmp_path, capsys):

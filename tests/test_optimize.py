@@ -43,6 +43,7 @@ def outputs(vgg, images):
     return model, model(content), model(style)
 
 
+@pytest.mark.slow
 def test_layer_outputs_have_vgg19_shapes(outputs):
     model, a_C, _ = outputs
     # 64 px: block k's first conv sees 64 / 2^(k-1) px; block5_conv4 works at 4x4.
@@ -77,6 +78,7 @@ def cost_and_grad(model, a_C, a_S, g):
     return J, tape.gradient(J, g)
 
 
+@pytest.mark.slow
 def test_gradient_wrt_pixels_is_finite_and_nonzero(outputs, images):
     model, a_C, a_S = outputs
     g = initial_generated_image(images[0]).read_value()
@@ -87,6 +89,7 @@ def test_gradient_wrt_pixels_is_finite_and_nonzero(outputs, images):
     assert np.mean(grad != 0) > 0.99
 
 
+@pytest.mark.slow
 def test_one_train_step_is_one_adam_step_then_clip(outputs, images):
     """Adam's first update is lr * g / (|g| + eps): each pixel moves by lr against its gradient."""
     model, a_C, a_S = outputs
@@ -102,6 +105,7 @@ def test_one_train_step_is_one_adam_step_then_clip(outputs, images):
     np.testing.assert_allclose(g.numpy(), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_real_optimisation_halves_the_cost_within_30_steps(vgg):
     content = sample_image_path("content")
     style = sample_image_path("style_swirls")
@@ -117,6 +121,7 @@ def test_real_optimisation_halves_the_cost_within_30_steps(vgg):
     np.testing.assert_array_equal(history["snapshots"][30], image)
 
 
+@pytest.mark.slow
 def test_same_seed_same_image(vgg):
     rng = np.random.default_rng(0)
     content, style = rng.random((32, 32, 3)), rng.random((32, 32, 3))
@@ -126,6 +131,7 @@ def test_same_seed_same_image(vgg):
     assert not np.array_equal(run[0], run[2])
 
 
+@pytest.mark.slow
 def test_callback_sees_each_snapshot(vgg):
     seen = []
     rng = np.random.default_rng(1)

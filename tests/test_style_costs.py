@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from nbutils.style import (
+    CONTENT_LAYER,
     STYLE_LAYERS,
     compute_content_cost,
     compute_layer_style_cost,
@@ -124,6 +125,23 @@ def test_total_cost_alpha_and_beta_not_swapped():
     assert float(total_cost(2.0, 3.0, alpha=5, beta=7)) == 2 * 5 + 3 * 7
 
 
+@pytest.mark.parametrize("J_content, J_style, dtype", [
+    (0.2, 0.8, tf.float32),                                   # the course's own test
+    (np.float64(0.2), np.float64(0.8), tf.float32),
+    (np.float32(0.2), np.array(0.8), tf.float32),
+    (tf.constant(0.2), tf.constant(0.8), tf.float32),
+    (tf.constant(0.2, tf.float64), tf.constant(0.8, tf.float64), tf.float64),
+    (np.float64(0.2), tf.constant(0.8), tf.float32),          # mixed: the tensor's dtype
+])
+def test_total_cost_is_a_tensor_for_any_scalars(J_content, J_style, dtype):
+    J = total_cost(J_content, J_style)
+    assert isinstance(J, tf.Tensor) and J.shape == () and J.dtype == dtype
+    np.testing.assert_allclose(J.numpy(), 10 * 0.2 + 40 * 0.8, rtol=1e-6)
+    J = total_cost(J_content, J_style, alpha=1, beta=0.5)
+    assert isinstance(J, tf.Tensor)
+    np.testing.assert_allclose(J.numpy(), 0.2 + 0.5 * 0.8, rtol=1e-6)
+
+
 def test_costs_work_on_symbolic_tensors_of_unknown_size():
     rng = np.random.default_rng(11)
     a_S, a_G = rand(rng, (1, 6, 7, 5)), rand(rng, (1, 6, 7, 5))
@@ -142,3 +160,16 @@ def test_costs_work_on_symbolic_tensors_of_unknown_size():
 def test_course_style_layers():
     assert [name for name, _ in STYLE_LAYERS] == [f"block{i}_conv1" for i in range(1, 6)]
     assert sum(w for _, w in STYLE_LAYERS) == pytest.approx(1.0)
+
+
+def test_course_content_layer_is_the_default_everywhere():
+    import inspect
+
+    from nbutils.style.costs import CONTENT_LAYER_NAME
+    from nbutils.style.fast import stylize_fast
+    from nbutils.style.optimize import stylize
+
+    assert CONTENT_LAYER == [("block5_conv4", 1)]
+    assert CONTENT_LAYER_NAME == "block5_conv4"
+    for fn in (stylize, stylize_fast):
+        assert inspect.signature(fn).parameters["content_layer"].default == "block5_conv4"

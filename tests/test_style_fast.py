@@ -1,5 +1,5 @@
-"""Fast style transfer: the L-BFGS recursion, the same objective as the course, the
-quality controls and the command line."""
+"""Fast style transfer: the L-BFGS recursion, the same objective as the course and the
+quality controls (the command line: test_style_cli.py)."""
 
 from collections import deque
 
@@ -9,8 +9,13 @@ import tensorflow as tf
 
 from nbutils.images import load_image
 from nbutils.samples import sample_image_path
-from nbutils.style import STYLE_LAYERS, compute_content_cost, compute_style_cost, total_cost
-from nbutils.style.__main__ import main as cli
+from nbutils.style import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    compute_content_cost,
+    compute_style_cost,
+    total_cost,
+)
 from nbutils.style.color import rgb_to_ycbcr
 from nbutils.style.fast import (
     Objective,
@@ -70,11 +75,12 @@ def test_lbfgs_box_finds_the_clipped_minimum_of_a_separable_quadratic():
     assert len(evals) <= 200
 
 
+@pytest.mark.slow
 def test_objective_with_controls_off_is_the_course_objective(vgg, images):
     content = tf.constant(load_image(images[0], 64)[None])
     style = tf.constant(load_image(images[1], 64)[None])
     g = tf.constant(np.random.default_rng(2).random((1, 64, 64, 3)), tf.float32)
-    model = get_layer_outputs(vgg, STYLE_LAYERS + [("block5_conv4", 1)])
+    model = get_layer_outputs(vgg, STYLE_LAYERS + CONTENT_LAYER)
     objective = Objective(model, STYLE_LAYERS, 10, 40, 0.0, "course")
     objective.set_targets(content, [style], [1.0])
     J, J_content, J_style = objective.costs(g)
@@ -85,11 +91,12 @@ def test_objective_with_controls_off_is_the_course_objective(vgg, images):
     np.testing.assert_allclose(float(J), float(total_cost(J_content, J_style)), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_styles_cost_is_the_weighted_sum(vgg, images):
     content = tf.constant(load_image(images[0], 48)[None])
     s1, s2 = (tf.constant(load_image(p, 48)[None]) for p in images[1:])
     g = tf.constant(load_image(images[0], 48)[None])
-    model = get_layer_outputs(vgg, STYLE_LAYERS + [("block5_conv4", 1)])
+    model = get_layer_outputs(vgg, STYLE_LAYERS + CONTENT_LAYER)
 
     def style_cost(styles, weights):
         o = Objective(model, STYLE_LAYERS, 10, 40, 0.0, "course")
@@ -101,6 +108,7 @@ def test_two_styles_cost_is_the_weighted_sum(vgg, images):
     np.testing.assert_allclose(blended, expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_lbfgs_reaches_adams_cost_in_fewer_passes(vgg, images):
     adam_img, adam = stylize_fast(images[0], images[1], 48, optimizer="adam", passes=30,
                                   vgg=vgg, progress=False)
@@ -111,6 +119,7 @@ def test_lbfgs_reaches_adams_cost_in_fewer_passes(vgg, images):
     assert len(lbfgs["pass"]) < 30
 
 
+@pytest.mark.slow
 def test_coarse_to_fine_sizes_and_output(vgg, images):
     assert scale_sizes((400, 300), 3) == [(100, 75), (200, 150), (400, 300)]
     image, history = stylize_fast(images[0], images[1], (40, 56), scales=2, passes=6, vgg=vgg,
@@ -119,6 +128,7 @@ def test_coarse_to_fine_sizes_and_output(vgg, images):
     assert sorted(set(history["scale"])) == [0, 1]
 
 
+@pytest.mark.slow
 def test_luminance_transfer_keeps_the_contents_chroma(vgg, images):
     image, _ = stylize_fast(images[0], images[1], 48, passes=5, preserve_color="luminance",
                             vgg=vgg, progress=False)
@@ -127,6 +137,7 @@ def test_luminance_transfer_keeps_the_contents_chroma(vgg, images):
     assert np.median(chroma) < 0.01
 
 
+@pytest.mark.slow
 def test_same_seed_same_image(vgg, images):
     runs = [stylize_fast(images[0], images[1], 32, passes=4, seed=s, vgg=vgg,
                          progress=False)[0] for s in (3, 3, 4)]
@@ -134,6 +145,7 @@ def test_same_seed_same_image(vgg, images):
     assert not np.array_equal(runs[0], runs[2])
 
 
+@pytest.mark.slow
 def test_interrupt_returns_the_best_image_so_far(vgg, images):
     def stop(n, image, costs):
         if n == 4:
@@ -145,6 +157,7 @@ def test_interrupt_returns_the_best_image_so_far(vgg, images):
     assert image.shape == (32, 32, 3) and history["best_total"] == min(history["total"])
 
 
+@pytest.mark.slow
 def test_average_pooling_and_imagenet_preprocessing(vgg):
     avg = vgg19_with_pooling("avg", vgg)
     assert [type(layer).__name__ for layer in avg.layers if "pool" in layer.name] == \
@@ -154,24 +167,3 @@ def test_average_pooling_and_imagenet_preprocessing(vgg):
     pixel = tf.constant([[[[1.0, 0.5, 0.0]]]])  # RGB
     np.testing.assert_allclose(vgg_input(pixel, "imagenet").numpy().ravel(),
                                [0.0 - 103.939, 127.5 - 116.779, 255.0 - 123.68], rtol=1e-6)
-
-
-def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, images):
-    not_image = tmp_path / "notes.jpg"
-    not_image.write_text("hello")
-    for argv in ([str(tmp_path / "missing.jpg"), str(images[1]), "-o", str(tmp_path / "o.png")],
-                 [str(not_image), str(images[1]), "-o", str(tmp_path / "o.png")],
-                 [str(images[0]), str(images[1]), "-o", str(tmp_path / "o.png"),
-                  "--size", "200000"]):
-        assert cli(argv) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error:")
-    assert not (tmp_path / "o.png").exists()
-
-
-def test_cli_writes_the_image(tmp_path, capsys, images):
-    out = tmp_path / "out.png"
-    assert cli([str(images[0]), str(images[1]), str(images[2]), "-o", str(out), "--size", "32",
-                "--passes", "3", "--style-weights", "0.5", "0.5", "--save-every", "1"]) == 0
-    assert load_image(out).shape == (32, 32, 3)
-    assert len(list((tmp_path / "out_passes").glob("pass_*.png"))) == 3

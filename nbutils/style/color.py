@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from nbutils.style.choices import check_choice
+
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 
 _DESCRIPTIONS = {
@@ -41,9 +43,7 @@ def describe(preserve_color: str) -> str:
     Raises:
         ValueError: for a name not in ``PRESERVE_COLOR``.
     """
-    if preserve_color not in PRESERVE_COLOR:
-        raise ValueError(f"preserve_color must be one of {PRESERVE_COLOR}, "
-                         f"not {preserve_color!r}")
+    check_choice("preserve_color", preserve_color, PRESERVE_COLOR)
     return f"{preserve_color!r}: {_DESCRIPTIONS[preserve_color]}"
 
 

@@ -19,7 +19,9 @@ STYLE_LAYERS: list[tuple[str, float]] = [
     ("block4_conv1", 0.2),
     ("block5_conv1", 0.2),
 ]
-CONTENT_LAYER: list[tuple[str, float]] = [("block5_conv4", 1)]
+# The course's content layer: deep, so it keeps the objects and their layout, not textures.
+CONTENT_LAYER_NAME = "block5_conv4"
+CONTENT_LAYER: list[tuple[str, float]] = [(CONTENT_LAYER_NAME, 1)]
 
 
 def _volume_dims(a: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -113,7 +115,16 @@ def compute_style_cost(style_image_output: Sequence[tf.Tensor],
     return J_style
 
 
-def total_cost(J_content: tf.Tensor, J_style: tf.Tensor,
+def total_cost(J_content: tf.Tensor | float, J_style: tf.Tensor | float,
                alpha: float = 10, beta: float = 40) -> tf.Tensor:
-    """J(G) = alpha * J_content(C, G) + beta * J_style(S, G)."""
-    return alpha * J_content + beta * J_style
+    """J(G) = alpha * J_content(C, G) + beta * J_style(S, G).
+
+    Args:
+        J_content, J_style: scalar costs: tensors, or Python / NumPy numbers.
+        alpha, beta: the weights of the content and the style cost.
+
+    Returns:
+        A scalar ``tf.Tensor`` whatever the inputs, as the course's ``@tf.function`` gives:
+        float32 for Python and NumPy numbers, the tensors' dtype for tensors.
+    """
+    return tf.convert_to_tensor(alpha * J_content + beta * J_style, dtype_hint=tf.float32)

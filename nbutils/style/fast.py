@@ -28,9 +28,16 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from nbutils.images import load_image, save_image
-from nbutils.style.costs import STYLE_LAYERS, compute_content_cost, unroll_channels
+from nbutils.style.choices import check_choice
+from nbutils.style.color import PRESERVE_COLOR, luminance_transfer, match_color
+from nbutils.style.costs import (
+    CONTENT_LAYER_NAME,
+    STYLE_LAYERS,
+    compute_content_cost,
+    unroll_channels,
+)
 from nbutils.style.lbfgs import lbfgs_box
-from nbutils.style.optimize import get_layer_outputs, initial_generated_image
+from nbutils.style.optimize import INITS, get_layer_outputs, initial_generated_image
 from nbutils.weights import load_vgg19
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -46,21 +53,18 @@ def vgg_input(images: tf.Tensor, preprocess: str = "course") -> tf.Tensor:
     The network only saw "imagenet"-style inputs in training; on [0, 1] inputs its
     activations are about 255 times smaller and shifted, which changes the balance of the
     layers (and the alpha / beta that work well)."""
-    if preprocess == "course":
+    if check_choice("preprocess", preprocess, PREPROCESS) == "course":
         return images
-    if preprocess == "imagenet":
-        return images[..., ::-1] * 255.0 - tf.constant(IMAGENET_BGR_MEAN, images.dtype)
-    raise ValueError(f"preprocess must be one of {PREPROCESS}, not {preprocess!r}")
+    return images[..., ::-1] * 255.0 - tf.constant(IMAGENET_BGR_MEAN, images.dtype)
 
 
 def vgg19_with_pooling(pooling: str = "max", vgg: keras.Model | None = None) -> keras.Model:
     """VGG19 with its max pooling replaced by average pooling (Gatys et al. found it gives
     smoother results) when ``pooling="avg"``; weights are shared with ``vgg``."""
+    check_choice("pooling", pooling, POOLING)
     vgg = vgg if vgg is not None else load_vgg19()
     if pooling == "max":
         return vgg
-    if pooling != "avg":
-        raise ValueError(f"pooling must be one of {POOLING}, not {pooling!r}")
     x = inputs = keras.Input(vgg.input_shape[1:])
     for layer in vgg.layers[1:]:
         if isinstance(layer, keras.layers.MaxPooling2D):
@@ -215,7 +219,7 @@ def stylize_fast(content: Any, style: Any | Sequence[Any], size: int | tuple[int
                  passes: int = 200, scales: int = 1, alpha: float = 10, beta: float = 40,
                  tv_weight: float = 0.0,
                  style_layers: Sequence[tuple[str, float]] = STYLE_LAYERS,
-                 content_layer: str = "block5_conv4", preprocess: str = "course",
+                 content_layer: str = CONTENT_LAYER_NAME, preprocess: str = "course",
                  pooling: str = "max", preserve_color: str = "none", style_scale: float = 1.0,
                  init: str = "content+noise", seed: int = 272, learning_rate: float = 0.01,
                  target_cost: float | None = None, every: int | None = None,
@@ -228,18 +232,21 @@ def stylize_fast(content: Any, style: Any | Sequence[Any], size: int | tuple[int
         content: the content image (path, PIL image or array).
         style: one style image, or a list of them (blended with ``style_weights``).
         size: output size, int (square) or (height, width).
-        optimizer: "lbfgs" or "adam" (the course's, with ``learning_rate``).
+        optimizer: one of ``OPTIMIZERS``: "lbfgs", or "adam" (the course's, with
+            ``learning_rate``).
         passes: budget of VGG forward+backward passes, split evenly over the scales.
         scales: coarse-to-fine levels, each twice the previous; 1 = the final size only.
         alpha, beta, tv_weight: weights of content, style and total-variation costs.
         style_layers, content_layer: which VGG19 layers define style and content.
-        preprocess: "course" ([0, 1] input) or "imagenet" (as VGG19 was trained).
-        pooling: "max" (VGG19's own) or "avg".
-        preserve_color: "none", "luminance" (keep the content's colours: the result's
-            luminance with the content's chroma) or "histogram" (recolour the style image
-            to the content's colour statistics first).
+        preprocess: one of ``PREPROCESS``, see `vgg_input`.
+        pooling: one of ``POOLING``: "max" (VGG19's own) or "avg".
+        preserve_color: one of ``PRESERVE_COLOR`` (nbutils.style.color): "none",
+            "luminance" (keep the content's colours: the result's luminance with the
+            content's chroma) or "histogram" (recolour the style image to the content's
+            colour statistics first).
         style_scale: size of the style image relative to the output.
-        init, seed: the starting G, as in `initial_generated_image`.
+        init, seed: the starting G, as in `initial_generated_image` (``init`` one of
+            ``INITS``).
         target_cost: stop as soon as J reaches it (at the final scale).
         every, callback, save_dir: every ``every`` passes: keep a snapshot, call
             ``callback(pass, image, costs)``, save ``save_dir/pass_#####.png``.
@@ -249,12 +256,17 @@ def stylize_fast(content: Any, style: Any | Sequence[Any], size: int | tuple[int
         scale; history has per-pass "pass", "time" (s), "total", "content", "style",
         "scale", the "snapshots", and "interrupted" (True after Ctrl-C: the best image so
         far is still returned).
+
+    Raises:
+        ValueError: a name outside its set (before any image or network is loaded), a
+            style weight count that is not the style image count, an unknown layer.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
-    if preserve_color not in ("none", "luminance", "histogram"):
-        raise ValueError("preserve_color must be 'none', 'luminance' or 'histogram', "
-                         f"not {preserve_color!r}")
+    for name, value, choices in (("optimizer", optimizer, OPTIMIZERS),
+                                 ("preprocess", preprocess, PREPROCESS),
+                                 ("pooling", pooling, POOLING),
+                                 ("preserve_color", preserve_color, PRESERVE_COLOR),
+                                 ("init", init, INITS)):
+        check_choice(name, value, choices)
     styles = list(style) if isinstance(style, list | tuple) else [style]
     style_weights = list(style_weights or [1.0 / len(styles)] * len(styles))
     if len(style_weights) != len(styles):
@@ -263,8 +275,6 @@ def stylize_fast(content: Any, style: Any | Sequence[Any], size: int | tuple[int
     content_full = load_image(content)
     style_arrays = [load_image(s) for s in styles]
     if preserve_color == "histogram":
-        from nbutils.style.color import match_color
-
         style_arrays = [match_color(s, content_full) for s in style_arrays]
     model = get_layer_outputs(vgg19_with_pooling(pooling, vgg),
                               list(style_layers) + [content_layer])
@@ -301,8 +311,6 @@ def stylize_fast(content: Any, style: Any | Sequence[Any], size: int | tuple[int
         raise KeyboardInterrupt
     image = np.clip(best[0], 0.0, 1.0).astype(np.float32)
     if preserve_color == "luminance":
-        from nbutils.style.color import luminance_transfer
-
         image = luminance_transfer(load_image(content_full, image.shape[:2]), image)
     rec.history["best_total"] = rec.best_J
     return image, rec.history

@@ -17,7 +17,9 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from nbutils.images import load_image
+from nbutils.style.choices import check_choice
 from nbutils.style.costs import (
+    CONTENT_LAYER_NAME,
     STYLE_LAYERS,
     compute_content_cost,
     compute_style_cost,
@@ -67,6 +69,7 @@ def initial_generated_image(content_image: tf.Tensor, init: str = "content+noise
     ``"content+noise"`` (the course): C + uniform noise in [-noise, noise], clipped;
     ``"noise"``: uniform in [0, 1]; ``"content"``: C itself. Deterministic for a seed.
     """
+    check_choice("init", init, INITS)
     content_image = to_batch(content_image)
     shape = tf.shape(content_image)
     if init == "content+noise":
@@ -74,10 +77,8 @@ def initial_generated_image(content_image: tf.Tensor, init: str = "content+noise
         g = clip_0_1(content_image + u)
     elif init == "noise":
         g = tf.random.stateless_uniform(shape, seed=[seed, 0])
-    elif init == "content":
+    else:  # "content"
         g = content_image
-    else:
-        raise ValueError(f"init must be one of {INITS}, not {init!r}")
     return tf.Variable(g, name="generated_image")
 
 
@@ -168,7 +169,7 @@ def train(train_step: Callable[[tf.Variable], Any], generated_image: tf.Variable
 def stylize(content: Any, style: Any, size: int | tuple[int, int] = 256, steps: int = 300,
             alpha: float = 10, beta: float = 40,
             style_layers: Sequence[tuple[str, float]] = STYLE_LAYERS,
-            content_layer: str = "block5_conv4", init: str = "content+noise",
+            content_layer: str = CONTENT_LAYER_NAME, init: str = "content+noise",
             learning_rate: float = 0.01, seed: int = 272,
             callback: Callable[[int, np.ndarray, dict[str, float]], None] | None = None,
             every: int | None = 50, vgg: keras.Model | None = None,
@@ -183,7 +184,7 @@ def stylize(content: Any, style: Any, size: int | tuple[int, int] = 256, steps: 
         alpha, beta: content and style weights.
         style_layers: (VGG19 layer name, lambda) pairs.
         content_layer: the VGG19 layer whose activations must match the content image.
-        init: "content+noise" (course), "noise" or "content".
+        init: one of ``INITS``, see ``initial_generated_image``.
         learning_rate: Adam's learning rate (pixel units, images in [0, 1]).
         seed: noise seed; the same seed and inputs give the same image on one machine.
         callback, every: called with (step, image, costs) every ``every`` steps.
@@ -194,6 +195,7 @@ def stylize(content: Any, style: Any, size: int | tuple[int, int] = 256, steps: 
         (image, history): the generated image, (H, W, 3) float32 in [0, 1], and the
         history of ``train`` (costs per step, snapshots every ``every`` steps).
     """
+    check_choice("init", init, INITS)  # before loading anything
     content_image = to_batch(load_image(content, size))
     style_image = to_batch(load_image(style, size))
     vgg = vgg if vgg is not None else load_vgg19()
