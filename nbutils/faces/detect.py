@@ -52,11 +52,9 @@ def _stage(stage_class, network_class, weights: str, name: str, stage_id: int):
     """A mtcnn stage whose network carries weights read by our restricted reader."""
     from mtcnn.stages.base import StageBase
 
-    file = MTCNN_WEIGHTS[weights]
-    path = file.locate()
     model = network_class()
     model.build()
-    model.set_weights(read_joblib_arrays(path, file.sha256, remedy=file.remedy(path)))
+    model.set_weights(MTCNN_WEIGHTS[weights].read(read_joblib_arrays))
     stage = stage_class.__new__(stage_class)  # skip its __init__, which calls joblib.load
     StageBase.__init__(stage, stage_name=name, stage_id=stage_id, model=model)
     return stage

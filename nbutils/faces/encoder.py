@@ -229,12 +229,6 @@ def dlib_to_keras(records: list[Layer]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _convert_face_resnet() -> dict[str, np.ndarray]:
-    path = FACE_RESNET.locate()
-    return dlib_to_keras(read_face_resnet(path, FACE_RESNET.sha256,
-                                          remedy=FACE_RESNET.remedy(path)))
-
-
 def face_resnet_arrays(cache: bool = True) -> dict[str, np.ndarray]:
     """The Keras weights of the face encoder, converted once from dlib's file and cached.
 
@@ -244,8 +238,9 @@ def face_resnet_arrays(cache: bool = True) -> dict[str, np.ndarray]:
         Cached as ``cache_dir() / "dlib_face_resnet_v1.npz"``; a cache whose content
         digest is not `FACE_RESNET_ARRAYS_SHA256` is ignored and rebuilt.
     """
-    return cached_conversion(CACHE_FILE, FACE_RESNET_ARRAYS_SHA256, _convert_face_resnet,
-                             "face encoder", cache)
+    return cached_conversion(
+        CACHE_FILE, FACE_RESNET_ARRAYS_SHA256,
+        lambda: dlib_to_keras(FACE_RESNET.read(read_face_resnet)), "face encoder", cache)
 
 
 def load_face_encoder() -> keras.Model:

