@@ -4,6 +4,9 @@ A triplet is an anchor A, a positive P (same person as A) and a negative N (some
 Training an encoder f with this loss pushes ||f(A) - f(P)||^2 + alpha below
 ||f(A) - f(N)||^2: the same person ends up closer than anybody else, by a margin alpha.
 
+The per-triplet term, max(d(A, P) - d(A, N) + alpha, 0), is `triplet_hinge`: the loss
+here and every mining strategy of `nbutils.siamese.mining` apply that one function.
+
 Written with TensorFlow ops only, so it works eagerly, inside a ``tf.function`` and as the
 loss of a compiled Keras model.
 """
@@ -50,6 +53,28 @@ def split_triplet(
     return stacked[:, 0], stacked[:, 1], stacked[:, 2]
 
 
+def triplet_hinge(pos_dist: tf.Tensor, neg_dist: tf.Tensor,
+                  alpha: float | tf.Tensor = 0.2) -> tf.Tensor:
+    """The per-triplet term of the triplet loss, on precomputed squared distances.
+
+        term = max(pos_dist - neg_dist + alpha, 0)
+
+    Args:
+        pos_dist: d(A, P) = ||f(A) - f(P)||^2, any shape (one value per triplet).
+        neg_dist: d(A, N) = ||f(A) - f(N)||^2, a shape that broadcasts with ``pos_dist``.
+        alpha: the margin, in squared-distance units. A Python number is converted straight
+            to the dtype of ``pos_dist`` (a float64 input gets the float64 margin, not a
+            float32 one); a tensor is cast to it.
+
+    Returns:
+        The broadcast shape of the distances, in the dtype of ``pos_dist``; 0 where the
+        negative is already farther than the positive by at least alpha.
+    """
+    pos_dist = tf.convert_to_tensor(pos_dist)
+    margin = tf.cast(tf.convert_to_tensor(alpha, dtype_hint=pos_dist.dtype), pos_dist.dtype)
+    return tf.maximum(pos_dist - neg_dist + margin, 0.0)
+
+
 def triplet_loss(y_true: tf.Tensor | None,
                  y_pred: Sequence[tf.Tensor] | tf.Tensor,
                  alpha: float = 0.2) -> tf.Tensor:
@@ -57,8 +82,9 @@ def triplet_loss(y_true: tf.Tensor | None,
 
         J = sum_i max(||f(A_i) - f(P_i)||^2 - ||f(A_i) - f(N_i)||^2 + alpha, 0)
 
-    Squared distances are summed over the LAST axis (the encoding), the hinge is applied
-    per triplet, and the batch is summed (not averaged), as in the course.
+    Squared distances are summed over the LAST axis (the encoding), the hinge
+    (`triplet_hinge`) is applied per triplet, and the batch is summed (not averaged), as in
+    the course.
 
     Args:
         y_true: unused; there for the Keras ``loss(y_true, y_pred)`` signature.
@@ -72,6 +98,4 @@ def triplet_loss(y_true: tf.Tensor | None,
     anchor, positive, negative = split_triplet(y_pred)
     pos_dist = tf.reduce_sum(tf.square(anchor - positive), axis=-1)
     neg_dist = tf.reduce_sum(tf.square(anchor - negative), axis=-1)
-    basic_loss = pos_dist - neg_dist + alpha
-    loss = tf.reduce_sum(tf.maximum(basic_loss, 0.0))
-    return loss
+    return tf.reduce_sum(triplet_hinge(pos_dist, neg_dist, alpha))

@@ -1,9 +1,6 @@
 """The triplet loss and the face database against NumPy formulas, hand cases and brute force."""
 
-import importlib
 import os
-import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -12,9 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import nbutils.faces.database as database_module
-from nbutils.faces.database import EmptyDatabaseError, FaceDatabase, FaceEncodingWarning
-from nbutils.triplet import triplet_loss
+import nbutils.faces.enroll as enroll_module
+from nbutils.faces.database import EmptyDatabaseError, FaceDatabase
+from nbutils.faces.enroll import FaceEncodingWarning, database_from_folder, enroll_photos
+from nbutils.triplet import triplet_hinge, triplet_loss
 
 # ----------------------------------------------------------------------------- triplet loss
 
@@ -94,6 +92,31 @@ def test_distances_are_summed_over_the_last_axis():
     np.testing.assert_allclose(float(triplet_loss(None, [a, p, n])), 1.2, rtol=1e-6)
     stacked = np.stack([a, p, n], axis=1)
     np.testing.assert_allclose(float(triplet_loss(None, stacked)), 1.2, rtol=1e-6)
+
+
+def test_triplet_hinge_per_term_with_broadcasting():
+    pos = np.array([[1.0], [0.0], [2.5]], np.float32)           # (3, 1)
+    neg = np.array([0.5, 1.1, 3.0, 0.0], np.float32)            # (4,): broadcasts to (3, 4)
+    terms = triplet_hinge(pos, neg, alpha=0.3)
+    assert terms.shape == (3, 4) and terms.dtype == tf.float32
+    expected = [[max(float(p) - float(n) + 0.3, 0.0) for n in neg] for p in pos[:, 0]]
+    np.testing.assert_allclose(terms.numpy(), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(triplet_hinge(np.float32(1.0), np.float32(1.0)).numpy(), 0.2)
+
+
+def test_triplet_hinge_keeps_a_float64_margin_exact():
+    # 0.1 through float32 is 0.10000000149...; a float64 term must use the float64 0.1.
+    zero = tf.constant([0.0], tf.float64)
+    assert triplet_hinge(zero, zero, alpha=0.1).numpy()[0] == 0.1
+    assert triplet_hinge(zero, zero, alpha=tf.constant(0.5, tf.float32)).dtype == tf.float64
+
+
+def test_triplet_loss_is_the_sum_of_the_hinge_terms():
+    a, p, n = random_triplets(np.random.default_rng(3), 9, 5, scale=0.4)
+    terms = triplet_hinge(np.sum((a - p) ** 2, -1), np.sum((a - n) ** 2, -1), alpha=0.5)
+    np.testing.assert_allclose(float(triplet_loss(None, [a, p, n], alpha=0.5)),
+                               float(tf.reduce_sum(terms)), rtol=1e-6)
+    assert 0 < int(np.count_nonzero(terms.numpy())) < 9  # some terms clipped, some not
 
 
 @pytest.mark.parametrize("bad", [
@@ -555,16 +578,11 @@ class FakeNoFaceFound(Exception):
 
 @pytest.fixture
 def fake_encoder(monkeypatch):
-    """Replace recognition.img_to_encoding: a photo "file" holds the value of its descriptor.
+    """Replace the img_to_encoding enrolment uses: a photo "file" holds its descriptor's value.
 
     A file reading ``noface`` raises, like a photo where no face is found. An array photo
     encodes to its mean. Every call is recorded.
     """
-    try:
-        recognition = importlib.import_module("nbutils.faces.recognition")
-    except ImportError:  # not written yet: stand in for it for this test only
-        recognition = types.ModuleType("nbutils.faces.recognition")
-        monkeypatch.setitem(sys.modules, "nbutils.faces.recognition", recognition)
     calls = []
 
     def img_to_encoding(photo, model):
@@ -577,7 +595,7 @@ def fake_encoder(monkeypatch):
             raise FakeNoFaceFound(f"no face found in {photo}")
         return np.full(128, float(text), np.float32)
 
-    monkeypatch.setattr(recognition, "img_to_encoding", img_to_encoding, raising=False)
+    monkeypatch.setattr(enroll_module, "img_to_encoding", img_to_encoding)
     return calls
 
 
@@ -596,7 +614,7 @@ def test_from_folder_builds_sorted_people_skips_non_images_reports_failures(tmp_
         "readme.md": "ignored", ".hidden/x.jpg": "9", "bob/.x.jpg": "9",
     })
     with pytest.warns(FaceEncodingWarning, match=r"2 of 5 photos") as record:
-        db = FaceDatabase.from_folder(tmp_path, MODEL)
+        db = database_from_folder(tmp_path, MODEL)
     (message,) = [str(w.message) for w in record if w.category is FaceEncodingWarning]
     assert "bad.jpg" in message and "only_bad.jpg" in message and "FakeNoFaceFound" in message
     assert db.names == ["alice", "bob"] and db.num_descriptors == 3 and db.dim == 128
@@ -610,43 +628,68 @@ def test_from_folder_builds_sorted_people_skips_non_images_reports_failures(tmp_
 def test_from_folder_strict_raises_the_first_failure(tmp_path, fake_encoder):
     make_tree(tmp_path, {"alice/a.jpg": "0.1", "alice/b.jpg": "noface"})
     with pytest.raises(FakeNoFaceFound, match="b.jpg"):
-        FaceDatabase.from_folder(tmp_path, MODEL, strict=True, progress=False)
+        database_from_folder(tmp_path, MODEL, strict=True, progress=False)
 
 
 def test_from_folder_custom_extensions_and_no_warning_when_all_succeed(tmp_path, fake_encoder):
     make_tree(tmp_path, {"ann/a.jpg": "1", "ann/b.pgm": "2"})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        db = FaceDatabase.from_folder(tmp_path, MODEL, extensions=(".PGM",), progress=False)
+        db = database_from_folder(tmp_path, MODEL, extensions=(".PGM",), progress=False)
     np.testing.assert_array_equal(db["ann"], np.full((1, 128), 2.0, np.float32))
 
 
 def test_from_folder_missing_empty_or_all_failing(tmp_path, fake_encoder):
     with pytest.raises(FileNotFoundError, match="no_such_folder"):
-        FaceDatabase.from_folder(tmp_path / "no_such_folder", MODEL)
+        database_from_folder(tmp_path / "no_such_folder", MODEL)
     make_tree(tmp_path / "empty", {"ann/notes.txt": "x", "top.jpg": "1"})
     with pytest.raises(EmptyDatabaseError, match="no photos found"):
-        FaceDatabase.from_folder(tmp_path / "empty", MODEL)
+        database_from_folder(tmp_path / "empty", MODEL)
     make_tree(tmp_path / "bad", {"ann/a.jpg": "noface", "bob/b.jpg": "noface"})
     with pytest.raises(EmptyDatabaseError, match="none of the 2 photos"):
-        FaceDatabase.from_folder(tmp_path / "bad", MODEL, progress=False)
+        database_from_folder(tmp_path / "bad", MODEL, progress=False)
 
 
-def test_enroll_encodes_each_photo_then_adds(tmp_path, fake_encoder):
+def test_from_folder_rejects_malformed_extensions(tmp_path, fake_encoder):
+    make_tree(tmp_path, {"ann/a.jpg": "1"})
+    with pytest.raises(TypeError, match="single str '.jpg'"):
+        database_from_folder(tmp_path, MODEL, extensions=".jpg")
+    with pytest.raises(ValueError, match="starting with a dot.*'jpg'"):
+        database_from_folder(tmp_path, MODEL, extensions=(".png", "jpg"))
+    assert fake_encoder == []
+
+
+def test_enroll_photos_encodes_each_photo_then_adds(tmp_path, fake_encoder):
     make_tree(tmp_path, {"1.jpg": "0.25", "2.jpg": "0.75", "bad.jpg": "noface"})
     db = FaceDatabase()
-    assert db.enroll("ann", [tmp_path / "1.jpg", str(tmp_path / "2.jpg")], MODEL) == 2
-    assert db.enroll("ann", np.full((4, 4, 3), 3.0), MODEL) == 1  # one array = one photo
-    assert db.enroll("bob", tmp_path / "1.jpg", MODEL) == 1
+    assert enroll_photos(db, "ann", [tmp_path / "1.jpg", str(tmp_path / "2.jpg")], MODEL) == 2
+    assert enroll_photos(db, "ann", np.full((4, 4, 3), 3.0), MODEL) == 1  # one array, one photo
+    assert enroll_photos(db, "bob", tmp_path / "1.jpg", MODEL) == 1
     np.testing.assert_array_equal(db["ann"][:, 0], [0.25, 0.75, 3.0])
     assert db.names == ["ann", "bob"] and len(fake_encoder) == 4
     with pytest.raises(FakeNoFaceFound):
-        db.enroll("carl", [tmp_path / "1.jpg", tmp_path / "bad.jpg"], MODEL)
+        enroll_photos(db, "carl", [tmp_path / "1.jpg", tmp_path / "bad.jpg"], MODEL)
     assert "carl" not in db and db.num_descriptors == 4  # all or nothing
     with pytest.raises(ValueError, match="no photos"):
-        db.enroll("dan", [], MODEL)
+        enroll_photos(db, "dan", [], MODEL)
 
 
-def test_database_module_imports_recognition_lazily():
-    # The database must be importable while nbutils.faces.recognition does not exist yet.
-    assert "img_to_encoding" not in database_module.__dict__
+def test_enroll_photos_rejects_bad_input_before_encoding_and_adds_nothing(tmp_path,
+                                                                         fake_encoder):
+    make_tree(tmp_path, {"1.jpg": "0.25"})
+    db = FaceDatabase(dim=64)  # the fake encoder gives 128-d descriptors
+    with pytest.raises(ValueError, match="dimension 64"):
+        enroll_photos(db, "ann", [tmp_path / "1.jpg"], MODEL)
+    with pytest.raises(ValueError, match="blank"):
+        enroll_photos(db, "  ", [tmp_path / "1.jpg"], MODEL)
+    with pytest.raises(TypeError, match="FaceDatabase.*got str"):
+        enroll_photos("ann", db, [tmp_path / "1.jpg"], MODEL)  # arguments swapped
+    assert len(fake_encoder) == 1 and len(db) == 0 and db.num_descriptors == 0
+
+
+def test_empty_database_message_names_the_ways_to_fill_it():
+    with pytest.raises(EmptyDatabaseError) as caught:
+        FaceDatabase().require_not_empty()
+    for way in ("add", "enroll_photos", "database_from_folder"):
+        assert way in str(caught.value)
+    assert not hasattr(FaceDatabase, "enroll") and not hasattr(FaceDatabase, "from_folder")

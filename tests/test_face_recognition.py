@@ -7,7 +7,10 @@ from PIL import Image
 from nbutils.faces import (
     EmptyDatabaseError,
     FaceDatabase,
+    FaceEncodingWarning,
     NoFaceFoundError,
+    database_from_folder,
+    enroll_photos,
     find_faces,
     img_to_encoding,
     load_face_encoder,
@@ -92,6 +95,30 @@ def test_who_is_it(model, dlib_photos, database, capsys):
 def test_unknown_identity_lists_known_names(model, dlib_photos, database):
     with pytest.raises(KeyError, match="astronaut.*hopper"):
         verify(dlib_photos["skimage_astronaut"], "nobody", database, model)
+
+
+def test_enrolment_runs_real_photos_through_the_pipeline(tmp_path, model, dlib_photos,
+                                                          encodings, capsys):
+    """The photos of a folder (and photos enrolled later) give the descriptors the pipeline
+    gives the same pixels; a photo without a face is skipped and named."""
+    for person, photo in [("astronaut", "skimage_astronaut"),
+                          ("hopper", "matplotlib_grace_hopper")]:
+        (tmp_path / person).mkdir()
+        Image.fromarray(dlib_photos[photo]).save(tmp_path / person / "1.png")  # lossless
+    Image.fromarray(np.full((200, 300, 3), 180, np.uint8)).save(tmp_path / "hopper" / "wall.png")
+    with pytest.warns(FaceEncodingWarning, match=r"(?s)1 of 3 photos.*wall\.png"):
+        db = database_from_folder(tmp_path, model, progress=False)
+    assert db.names == ["astronaut", "hopper"] and db.num_descriptors == 2
+    np.testing.assert_allclose(db["astronaut"][0], encodings["skimage_astronaut"], atol=1e-5)
+    np.testing.assert_allclose(db["hopper"][0], encodings["matplotlib_grace_hopper"], atol=1e-5)
+    dark = dlib_photos["matplotlib_grace_hopper__dark"]
+    assert enroll_photos(db, "hopper", [dark], model) == 1
+    np.testing.assert_allclose(db["hopper"][1], img_to_encoding(dark, model), atol=1e-5)
+    assert who_is_it(dlib_photos["matplotlib_grace_hopper__rot10"], db, model)[1] == "hopper"
+    with pytest.raises(NoFaceFoundError, match="wall.png"):
+        enroll_photos(db, "hopper", [dark, tmp_path / "hopper" / "wall.png"], model)
+    assert db.num_descriptors == 3  # nothing added
+    capsys.readouterr()
 
 
 def test_empty_database_refused(model, dlib_photos):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nbutils.siamese import mining
 from nbutils.siamese.mining import (
     MINING_STRATEGIES,
     TripletMiningLoss,
@@ -20,7 +21,7 @@ from nbutils.siamese.mining import (
     semi_hard_triplet_loss,
     triplet_mask,
 )
-from nbutils.triplet import triplet_loss
+from nbutils.triplet import triplet_hinge, triplet_loss
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -401,3 +402,24 @@ def test_batch_all_direct_call_matches_brute_in_float64():
     assert loss.dtype == tf.float64 and active.dtype == tf.float64
     np.testing.assert_allclose([float(loss), float(active)], brute_batch_all(labels, e, 0.7),
                                rtol=1e-10)
+
+
+@pytest.mark.parametrize("strategy", [*MINING_STRATEGIES, "random"])
+def test_every_strategy_takes_its_terms_from_triplet_hinge(strategy, monkeypatch):
+    """Doubling nbutils.triplet.triplet_hinge doubles every loss (and keeps which triplets
+    are active): the per-triplet term is computed there and nowhere else."""
+    labels, e = pk_batch(np.random.default_rng(21), 3, 3, 4)
+    a_idx, p_idx, n_idx = sample_random_triplets(labels, 12, np.random.default_rng(5))
+
+    def run():
+        if strategy == "random":
+            return random_triplet_loss(e[a_idx], e[p_idx], e[n_idx])
+        return MINING_STRATEGIES[strategy](labels, e)
+
+    loss, active = run()
+    assert float(loss) > 0
+    monkeypatch.setattr(mining, "triplet_hinge",
+                        lambda *args, **kwargs: 2.0 * triplet_hinge(*args, **kwargs))
+    doubled, same_active = run()
+    np.testing.assert_allclose(float(doubled), 2 * float(loss), rtol=RTOL)
+    assert float(same_active) == float(active)

@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from nbutils.faces import (
-    FaceDatabase, find_faces, img_to_encoding, load_face_encoder, pairwise_distances,
-    pixel_distance, triplet_loss, verify, who_is_it,
+    FaceDatabase, database_from_folder, find_faces, img_to_encoding, load_face_encoder,
+    pairwise_distances, pixel_distance, triplet_loss, verify, who_is_it,
 )
 from nbutils.images import load_image
 from nbutils.plots import plot_distance_matrix, plot_false_accepts, show_images
@@ -147,13 +147,13 @@ md(r"""
 
 ### 4.1 - The database: one photo per person
 
-`FaceDatabase.from_folder` reads `images/people/<name>/*.jpg`, finds, aligns and encodes
-every face, and keeps the descriptors by name. (A plain dict name -> encoding, as in the
-course, works everywhere a database is expected.)
+`database_from_folder` reads `images/people/<name>/*.jpg`, finds, aligns and encodes
+every face, and keeps the descriptors by name in a `FaceDatabase`. (A plain dict
+name -> encoding, as in the course, works everywhere a database is expected.)
 """)
 
 code(r"""
-database = FaceDatabase.from_folder(DEFAULT_FOLDER / "people", model)
+database = database_from_folder(DEFAULT_FOLDER / "people", model)
 print(database.names, database.num_descriptors)
 """, check=True)
 
@@ -251,7 +251,7 @@ Put photos in `images/people/<name>/` (one is enough; several make recognition m
 robust, since the database keeps them all), then:
 
 ```python
-database = FaceDatabase.from_folder("images/people", model)
+database = database_from_folder("images/people", model)
 database.save("my_people.npz")            # reload later with FaceDatabase.load(...)
 who_is_it("path/to/photo.jpg", database, model)
 verify("path/to/photo.jpg", "your_name", database, model)

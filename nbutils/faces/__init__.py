@@ -1,5 +1,6 @@
 """Face verification and recognition: detection, alignment, a pretrained 128-d encoder,
-the triplet loss and a one-shot face database, with the course's function names."""
+the triplet loss, a one-shot face database and enrolment from photos, with the course's
+function names."""
 
 from nbutils.faces.align import align_face
 from nbutils.faces.database import EmptyDatabaseError, FaceDatabase
@@ -11,6 +12,7 @@ from nbutils.faces.encoder import (
     encode_chips,
     load_face_encoder,
 )
+from nbutils.faces.enroll import FaceEncodingWarning, database_from_folder, enroll_photos
 from nbutils.faces.recognition import (
     Face,
     NoFaceFoundError,
@@ -32,10 +34,13 @@ __all__ = [
     "EmptyDatabaseError",
     "Face",
     "FaceDatabase",
+    "FaceEncodingWarning",
     "NoFaceFoundError",
     "align_face",
+    "database_from_folder",
     "detect_faces",
     "encode_chips",
+    "enroll_photos",
     "find_faces",
     "img_to_encoding",
     "largest_face_chip",

@@ -18,23 +18,24 @@ and a single odd photo cannot drag the whole identity away, as averaging would.
 
 Descriptors are (d,) float32 vectors, d = 128 by default, compared with the Euclidean
 distance (they are not L2-normalised).
+
+This module stores, searches and saves descriptors; it knows nothing of photos. Turning
+photos into descriptors and enrolling them is `nbutils.faces.enroll`'s job.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+
+from nbutils.atomic import atomic_write
 
 FORMAT_VERSION = 1
 DEFAULT_DIM = 128
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _SAVED_KEYS = ("format_version", "dim", "names", "descriptors", "labels")
 _MIN_CAPACITY = 16
 _NAMES_SHOWN = 20
@@ -44,11 +45,8 @@ class EmptyDatabaseError(ValueError):
     """The face database has nobody in it, so there is nothing to search or build."""
 
 
-class FaceEncodingWarning(UserWarning):
-    """Some photos could not be encoded (e.g. no face found) and were skipped."""
-
-
-def _check_name(name: Any) -> str:
+def check_name(name: Any) -> str:
+    """``name`` if it can name a person (a non-blank str without NUL), else ValueError."""
     if not isinstance(name, str):
         raise ValueError(f"a person's name must be a str, got {type(name).__name__}")
     if not name.strip():
@@ -178,7 +176,7 @@ class FaceDatabase:
         Raises:
             ValueError: bad name, wrong shape or dimension, no rows, NaN or infinity.
         """
-        name = _check_name(name)
+        name = check_name(name)
         rows = _as_descriptor_rows(descriptors, self._dim)
         if self._dim is None:
             self._dim = rows.shape[1]
@@ -294,8 +292,8 @@ class FaceDatabase:
         if self._n == 0:
             raise EmptyDatabaseError(
                 "the face database is empty: enroll at least one person with "
-                "db.add(name, descriptors), db.enroll(name, photos, model) or "
-                "FaceDatabase.from_folder(root, model) first"
+                "db.add(name, descriptors), nbutils.faces.enroll_photos(db, name, photos, "
+                "model) or nbutils.faces.database_from_folder(root, model) first"
             )
 
     def _check_query(self, query: Any) -> np.ndarray:
@@ -382,113 +380,23 @@ class FaceDatabase:
         found.sort()
         return [(dist, self._names[label]) for dist, label in found]
 
-    # --------------------------------------------------------------- enrolment
-
-    def enroll(self, name: str, photos: Any, model: Any) -> int:
-        """Encode a person's photos with ``model`` and add them; all or nothing.
-
-        Args:
-            name: the person.
-            photos: one photo (path, PIL image or (H, W, 3) array) or a list/tuple of them.
-            model: what ``nbutils.faces.recognition.img_to_encoding`` expects.
-
-        Returns:
-            The number of descriptors added (one per photo).
-
-        Raises:
-            Whatever encoding raises for a photo (e.g. ``NoFaceFoundError``); nothing is
-            added then. ValueError: bad name, no photos, or a bad descriptor.
-        """
-        from nbutils.faces.recognition import img_to_encoding
-
-        _check_name(name)
-        batch = list(photos) if isinstance(photos, (list, tuple)) else [photos]
-        if not batch:
-            raise ValueError(f"no photos given to enroll {name!r}")
-        rows = [img_to_encoding(photo, model) for photo in batch]
-        dim = _as_descriptor_rows(rows[0], self._dim).shape[1]
-        encodings = np.concatenate([_as_descriptor_rows(r, dim) for r in rows])
-        self.add(name, encodings)
-        return encodings.shape[0]
-
-    @classmethod
-    def from_folder(cls, root: str | os.PathLike, model: Any,
-                    extensions: Iterable[str] = IMAGE_EXTENSIONS, *,
-                    strict: bool = False, progress: bool = True) -> FaceDatabase:
-        """A database from a folder tree ``root/<name>/<photo>``, one person per sub-folder.
-
-        People and photos are taken in sorted order (deterministic labels); files whose
-        extension is not in ``extensions`` (case-insensitive) and hidden entries are
-        skipped; files directly under ``root`` are ignored.
-
-        Args:
-            root: the folder.
-            model: passed to ``nbutils.faces.recognition.img_to_encoding``.
-            extensions: the photo extensions, with the dot.
-            strict: True: the first photo that fails to encode raises. False: failed photos
-                are skipped and listed in one ``FaceEncodingWarning``.
-            progress: show a tqdm progress bar over the photos.
-
-        Raises:
-            FileNotFoundError: ``root`` is not a folder.
-            EmptyDatabaseError: no photo found, or none could be encoded.
-        """
-        from nbutils.faces.recognition import img_to_encoding
-
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"face folder not found (or not a folder): {root}")
-        wanted = {e.lower() for e in extensions}
-        jobs = [
-            (person.name, photo)
-            for person in sorted(root.iterdir())
-            if person.is_dir() and not person.name.startswith(".")
-            for photo in sorted(person.iterdir())
-            if photo.is_file() and not photo.name.startswith(".")
-            and photo.suffix.lower() in wanted
-        ]
-        if not jobs:
-            raise EmptyDatabaseError(
-                f"no photos found under {root}: expected {root}/<name>/<photo> with one of "
-                f"the extensions {', '.join(sorted(wanted))}"
-            )
-        db = cls(dim=None)
-        failures: list[tuple[Path, Exception]] = []
-        for name, photo in tqdm(jobs, desc="Encoding faces", unit="photo", disable=not progress):
-            try:
-                db.add(name, img_to_encoding(photo, model))
-            except Exception as err:  # one bad photo must not sink the whole build
-                if strict:
-                    raise
-                failures.append((photo, err))
-        if db.num_descriptors == 0:
-            raise EmptyDatabaseError(
-                f"none of the {len(jobs)} photos under {root} could be encoded; "
-                f"first error: {failures[0][1]!r} for {failures[0][0]}"
-            ) from failures[0][1]
-        if failures:
-            listing = "\n".join(f"  {path}: {type(err).__name__}: {err}"
-                                for path, err in failures)
-            warnings.warn(f"{len(failures)} of {len(jobs)} photos under {root} could not be "
-                          f"encoded and were skipped:\n{listing}",
-                          FaceEncodingWarning, stacklevel=2)
-        return db
-
     # ------------------------------------------------------------- persistence
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the database to one ``.npz`` file (no pickle), atomically.
 
-        The file is written to a temporary file in the same folder, flushed and fsynced,
-        then renamed over ``path`` (``os.replace``): a crash leaves either the old file or
-        the new one, never half of one. Parent folders are created. The path is used as
-        given (no ``.npz`` is appended).
+        Written with `nbutils.atomic.atomic_write`: a crash leaves either the old file or
+        the new one, never half of one, and an existing file keeps its permissions.
+        Parent folders are created. The path is used as given (no ``.npz`` is appended).
 
         Returns:
             The path written.
+
+        Raises:
+            nbutils.atomic.AtomicWriteError: the file could not be written (an ``OSError``
+                naming ``path``); the previous file, if any, is unchanged.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {
             "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
             "dim": np.array(-1 if self._dim is None else self._dim, dtype=np.int64),
@@ -496,17 +404,8 @@ class FaceDatabase:
             "descriptors": self._desc[: self._n],
             "labels": self._labels[: self._n],
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_folder(path.parent)
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
         return path
 
     @classmethod
@@ -599,18 +498,3 @@ def _read_array(npz: Any, key: str, path: Path) -> np.ndarray:
         raise ValueError(f"{path}: array {key!r} is unreadable: "
                          f"{type(err).__name__}: {err}") from err
 
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename durable on POSIX; a no-op where folders cannot be opened (Windows)."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

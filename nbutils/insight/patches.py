@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from nbutils.images import load_image, to_uint8
+from nbutils.images import IMAGE_EXTENSIONS, load_image, to_uint8
 from nbutils.insight.receptive import ReceptiveField, input_window, receptive_fields
 from nbutils.plots import show_images
 
@@ -71,8 +71,6 @@ MATPLOTLIB_PHOTOS = {
     "grace_hopper": "grace_hopper.jpg",
     "minduka_present_blue_pack": "Minduka_Present_Blue_Pack.png",
 }
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)

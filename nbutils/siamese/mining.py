@@ -1,6 +1,7 @@
 """Triplet mining: which (anchor, positive, negative) triplets a batch trains on.
 
-Every strategy uses the course's per-triplet term (``nbutils.triplet.triplet_loss``),
+Every strategy uses the course's per-triplet term, computed by one function,
+``nbutils.triplet.triplet_hinge`` (the one ``nbutils.triplet.triplet_loss`` sums),
 
     term(a, p, n) = max(d(a, p) - d(a, n) + alpha, 0),    d(i, j) = ||e_i - e_j||^2,
 
@@ -28,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nbutils.triplet import triplet_loss
+from nbutils.triplet import triplet_hinge
 
 MiningFn = Callable[..., tuple[tf.Tensor, tf.Tensor]]
 
@@ -105,14 +106,9 @@ def triplet_mask(labels: tf.Tensor) -> tf.Tensor:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _hinge(d_ap: tf.Tensor, d_an: tf.Tensor, alpha: float) -> tf.Tensor:
-    """The course's per-triplet term on precomputed squared distances (any shape)."""
-    return tf.maximum(d_ap - d_an + _margin(alpha, d_ap.dtype), 0.0)
-
-
 def _margin(alpha: float | tf.Tensor, dtype: tf.DType) -> tf.Tensor:
-    """alpha as a tensor of ``dtype`` (a Python float goes straight to float64 if asked,
-    not through float32 as ``tf.cast(alpha, dtype)`` would)."""
+    """alpha as a tensor of ``dtype``, for the semi-hard window (a Python float goes
+    straight to float64 if asked, not through float32 as ``tf.cast(alpha, dtype)`` would)."""
     return tf.cast(tf.convert_to_tensor(alpha, dtype_hint=dtype), dtype)
 
 
@@ -165,7 +161,7 @@ def batch_all_triplet_loss(labels: tf.Tensor, embeddings: tf.Tensor,
         triplet is active (or none is valid).
     """
     dist = pairwise_squared_distances(embeddings)
-    terms = _hinge(dist[:, :, None], dist[:, None, :], alpha)  # [a, p, n]
+    terms = triplet_hinge(dist[:, :, None], dist[:, None, :], alpha)  # [a, p, n]
     valid = triplet_mask(labels)
     terms = tf.where(valid, terms, tf.zeros_like(terms))
     num_valid = tf.reduce_sum(tf.cast(valid, terms.dtype))
@@ -199,7 +195,8 @@ def batch_hard_triplet_loss(labels: tf.Tensor, embeddings: tf.Tensor,
     hardest_pos = _masked_max(dist, pos, axis=1)
     hardest_neg = _masked_min(dist, neg, axis=1)
     usable = tf.logical_and(tf.reduce_any(pos, axis=1), tf.reduce_any(neg, axis=1))
-    return _masked_mean_and_active_fraction(_hinge(hardest_pos, hardest_neg, alpha), usable)
+    terms = triplet_hinge(hardest_pos, hardest_neg, alpha)
+    return _masked_mean_and_active_fraction(terms, usable)
 
 
 def semi_hard_triplet_loss(labels: tf.Tensor, embeddings: tf.Tensor,
@@ -240,7 +237,7 @@ def semi_hard_triplet_loss(labels: tf.Tensor, embeddings: tf.Tensor,
     hardest = _masked_min(dist, neg, axis=1)[:, None]
     chosen = tf.where(tf.reduce_any(semi_hard, axis=2), closest_semi_hard, hardest)
     pairs = tf.logical_and(pos, tf.reduce_any(neg, axis=1, keepdims=True))
-    return _masked_mean_and_active_fraction(_hinge(dist, chosen, alpha), pairs)
+    return _masked_mean_and_active_fraction(triplet_hinge(dist, chosen, alpha), pairs)
 
 
 MINING_STRATEGIES: dict[str, MiningFn] = {
@@ -260,8 +257,8 @@ def random_triplet_loss(anchor: tf.Tensor, positive: tf.Tensor, negative: tf.Ten
         loss = triplet_loss([A, P, N], alpha) / m
         active_fraction = #{i : term_i > 0} / m
 
-    Both the sum and the per-triplet terms come from ``nbutils.triplet.triplet_loss``
-    (the latter by mapping it over single triplets), so the formula lives in one place.
+    term_i is ``nbutils.triplet.triplet_hinge`` of d(A_i, P_i) and d(A_i, N_i), with the
+    very operations ``nbutils.triplet.triplet_loss`` sums (so loss is its value over m).
 
     Args:
         anchor, positive, negative: (m, d) float tensors.
@@ -272,12 +269,10 @@ def random_triplet_loss(anchor: tf.Tensor, positive: tf.Tensor, negative: tf.Ten
     """
     anchor, positive, negative = (tf.convert_to_tensor(t) for t in (anchor, positive, negative))
     m = tf.cast(tf.shape(anchor)[0], anchor.dtype)
-    total = triplet_loss(None, [anchor, positive, negative], alpha=alpha)
-    per_triplet = tf.vectorized_map(
-        lambda t: triplet_loss(None, [t[0][None], t[1][None], t[2][None]], alpha=alpha),
-        (anchor, positive, negative))
-    active = tf.reduce_sum(tf.cast(per_triplet > 0.0, anchor.dtype))
-    return tf.math.divide_no_nan(total, m), tf.math.divide_no_nan(active, m)
+    terms = triplet_hinge(tf.reduce_sum(tf.square(anchor - positive), axis=-1),
+                          tf.reduce_sum(tf.square(anchor - negative), axis=-1), alpha)
+    active = tf.reduce_sum(tf.cast(terms > 0.0, anchor.dtype))
+    return tf.math.divide_no_nan(tf.reduce_sum(terms), m), tf.math.divide_no_nan(active, m)
 
 
 def sample_random_triplets(labels: np.ndarray, n: int,
