@@ -8,7 +8,8 @@ import pytest
 
 from nbutils import weights as w
 from nbutils.faces import align
-from nbutils.faces.detect import MTCNN_WEIGHTS_SHA256, detect_faces
+from nbutils.faces.detect import detect_faces
+from nbutils.weights.registry import MTCNN_WEIGHTS
 
 
 def test_similarity_transform_recovers_a_known_transform():
@@ -78,9 +79,11 @@ def test_pyramid_is_used_for_large_faces():
 def test_mtcnn_files_have_known_checksums():
     import importlib.resources
 
-    folder = importlib.resources.files("mtcnn.assets.weights")
-    for name, digest in MTCNN_WEIGHTS_SHA256.items():
-        assert w.file_digest(folder / name) == digest
+    folder = importlib.resources.files("mtcnn.assets.weights")  # where mtcnn itself looks
+    assert sorted(MTCNN_WEIGHTS) == ["onet", "pnet", "rnet"]
+    for name, file in MTCNN_WEIGHTS.items():
+        assert file.locate() == folder / f"{name}.lz4"
+        assert w.file_digest(folder / f"{name}.lz4") == file.sha256
 
 
 def test_joblib_reader_reads_arrays_like_joblib_wrote_them(tmp_path):

@@ -147,7 +147,8 @@ md(r"""
 
 ### 4.1 - The database: one photo per person
 
-`database_from_folder` reads `images/people/<name>/*.jpg`, finds, aligns and encodes
+`database_from_folder` reads `people/<name>/*.jpg` in the sample folder that
+`python -m nbutils.prepare` filled (`DEFAULT_FOLDER`, in the cache), finds, aligns and encodes
 every face, and keeps the descriptors by name in a `FaceDatabase`. (A plain dict
 name -> encoding, as in the course, works everywhere a database is expected.)
 """)
@@ -247,11 +248,11 @@ print("pairs:", truth.size, "| every same/different decision right:", bool((trut
 md(r"""
 ## 6 - Your own photos
 
-Put photos in `images/people/<name>/` (one is enough; several make recognition more
-robust, since the database keeps them all), then:
+Put photos in a folder of yours, `my_people/<name>/` (one is enough; several make
+recognition more robust, since the database keeps them all), then:
 
 ```python
-database = database_from_folder("images/people", model)
+database = database_from_folder("my_people", model)
 database.save("my_people.npz")            # reload later with FaceDatabase.load(...)
 who_is_it("path/to/photo.jpg", database, model)
 verify("path/to/photo.jpg", "your_name", database, model)
