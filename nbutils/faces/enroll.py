@@ -1,7 +1,7 @@
 """Enrolment from photos: photo -> descriptor (the recognition pipeline) -> `FaceDatabase`.
 
     enroll_photos(database, "ann", ["ann_1.jpg", "ann_2.jpg"], model)   # -> 2
-    database = database_from_folder("images/people", model)           # people/<name>/*.jpg
+    database = database_from_folder("my_people", model)               # my_people/<name>/*.jpg
 
 Each photo becomes one (128,) float32 descriptor, the one of its largest face
 (`nbutils.faces.recognition.img_to_encoding`). The database itself only stores, searches
