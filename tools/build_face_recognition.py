@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from nbutils.faces import (
-    FaceDatabase, database_from_folder, find_faces, img_to_encoding, load_face_encoder,
-    pairwise_distances, pixel_distance, triplet_loss, verify, who_is_it,
+    DISTANCE_THRESHOLD, FaceDatabase, database_from_folder, find_faces, img_to_encoding,
+    load_face_encoder, pairwise_distances, pixel_distance, triplet_loss, verify, who_is_it,
 )
 from nbutils.images import load_image
 from nbutils.plots import plot_distance_matrix, plot_false_accepts, show_images
@@ -234,14 +234,14 @@ code(r"""
 labels = [f"{n} (enrolled)" for n in people] + list(queries)
 encodings = np.stack([img_to_encoding(p, model) for p in list(people.values()) + list(queries.values())])
 distances = pairwise_distances(encodings)
-fig = plot_distance_matrix(distances, labels, threshold=0.6)
+fig = plot_distance_matrix(distances, labels, threshold=DISTANCE_THRESHOLD)
 fig.savefig(output_path("face_distance_matrix.png"), dpi=100, bbox_inches="tight")
 """)
 
 code(r"""
 person = [label.split(" ")[0].split("__")[0] for label in labels]
 truth = np.equal.outer(person, person)
-decisions = distances < 0.6
+decisions = distances < DISTANCE_THRESHOLD
 print("pairs:", truth.size, "| every same/different decision right:", bool((truth == decisions).all()))
 """, check=True)
 
