@@ -11,12 +11,19 @@ PIP := $(PY) -m pip
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 # Notebooks run with their own folder as working directory; their results go here.
 export NBUTILS_OUTPUT_DIR := $(CURDIR)/outputs
-# CI runs the notebooks small; users get each notebook's own default setting.
-CI_SETTINGS := NBUTILS_IMG_SIZE=128 NBUTILS_EPOCHS=30 \
-	NBUTILS_STEPS=150 NBUTILS_PER_CLASS=8 NBUTILS_EPISODES=300 \
-	NBUTILS_PHOTO_SIZE=96 NBUTILS_MAX_STEPS=15 NBUTILS_TRAIN_EPOCHS=3
+# The sources of the notebooks are notebooks/*.py (jupytext); the suite runs each stored
+# notebook small, its parameters cell overridden by the one preset, nbutils/presets/ci.yaml.
+PRESET := ci
+NBVAL_DIR := build/nbval
+LINTED := nbutils tests benchmarks tools notebooks
 
-.PHONY: all venv prepare run test unit nbval lint wheel-check benchmark clean student
+define run-nbval
+	rm -rf $(NBVAL_DIR)
+	$(PY) tools/notebooks.py prepare --preset $(PRESET) $(NBVAL_DIR) $(NOTEBOOKS)
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NBVAL_DIR)/*.ipynb
+endef
+
+.PHONY: all venv prepare run test unit nbval notebooks lint wheel-check benchmark clean student
 
 all: run
 
@@ -45,12 +52,16 @@ unit: prepare
 	$(PY) -m pytest -q tests
 
 nbval: prepare
-	$(CI_SETTINGS) $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+	$(run-nbval)
+
+# Rebuild every notebooks/*.ipynb from its .py source and execute it at its defaults.
+notebooks: prepare
+	$(PY) tools/notebooks.py run
 
 test: prepare
-	$(PY) -m ruff check nbutils tests benchmarks tools
+	$(PY) -m ruff check $(LINTED)
 	$(PY) -m pytest -q tests
-	$(CI_SETTINGS) $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+	$(run-nbval)
 	tests/installed/check_wheel.sh $(PY)
 
 # The wheel, installed (not editable) into a fresh environment and used from another folder.
@@ -58,7 +69,7 @@ wheel-check: venv
 	tests/installed/check_wheel.sh $(PY)
 
 lint: venv
-	$(PY) -m ruff check nbutils tests benchmarks tools
+	$(PY) -m ruff check $(LINTED)
 
 benchmark: prepare
 	$(PY) benchmarks/step_time.py
@@ -71,4 +82,4 @@ student: venv
 	$(PY) -m nbutils.exercises --out student notebooks/art_generation.ipynb notebooks/face_recognition.ipynb
 
 clean:
-	rm -rf outputs .pytest_cache
+	rm -rf outputs build .pytest_cache

@@ -1,6 +1,8 @@
 """Auto-grader of student notebooks (``python -m nbutils.grade NOTEBOOK [--json] [--timeout S]``).
 
-Executes the notebook headlessly (kernel python3, cwd = the notebook's folder) cell by cell;
+Executes the notebook headlessly (kernel python3, cwd = the notebook's folder) cell by cell,
+its ``parameters`` cell overridden by a preset (``--preset``, default ``ci``: the small
+setting, see `nbutils.parameters`);
 a cell that raises or runs past ``--timeout`` seconds (the kernel is interrupted) is
 recorded and execution goes on. Then, in the same kernel, each exercise (cells tagged
 ``{"nbutils": {"exercise": name}}``) is checked with ``check_<name>(<name>, hidden=True)``.
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +24,9 @@ import nbformat
 from nbclient import NotebookClient
 
 from nbutils.checks import GRADED
+from nbutils.parameters import TAG, ParametersError, apply_preset, load_preset
 
 MARKER = "__NBUTILS_GRADE__"
-SMALL_SETTINGS = {"NBUTILS_IMG_SIZE": "64", "NBUTILS_EPOCHS": "3"}
 
 
 class GradeError(ValueError):
@@ -49,8 +50,8 @@ def _error_of(reply: dict[str, Any]) -> str | None:
     return f"{content.get('ename', 'Error')}: {content.get('evalue', '')}".strip()
 
 
-def grade(path: str | Path, timeout: int = 120) -> dict[str, Any]:
-    """Execute and grade a student notebook.
+def grade(path: str | Path, timeout: int = 120, preset: str = "ci") -> dict[str, Any]:
+    """Execute and grade a student notebook, at the parameters of ``preset``.
 
     Returns:
         {"notebook", "score": k, "total": n, "exercises": [{"name", "passed", "reason"}],
@@ -67,6 +68,12 @@ def grade(path: str | Path, timeout: int = 120) -> dict[str, Any]:
         nb = nbformat.read(path, as_version=4)
     except Exception as err:  # nbformat raises several unrelated types for bad input
         raise GradeError(f"{path}: not a notebook ({type(err).__name__})") from None
+    try:
+        values = load_preset(preset)
+        if any(TAG in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+            nb = apply_preset(nb, values)
+    except ParametersError as err:
+        raise GradeError(f"{path}: {err}") from None
     exercises = _exercises(nb)
     if not exercises:
         raise GradeError(f"{path}: no exercise cells (make it with python -m nbutils.exercises)")
@@ -91,8 +98,7 @@ def grade(path: str | Path, timeout: int = 120) -> dict[str, Any]:
         interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "Timeout", "evalue": f"cell ran past {timeout} s"},
         on_cell_executed=on_cell_executed, resources={"metadata": {"path": str(path.parent)}})
-    env = {**SMALL_SETTINGS, **os.environ}
-    with client.setup_kernel(env=env):
+    with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell.cell_type == "code":
                 client.execute_cell(cell, index)
@@ -142,9 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("notebook")
     parser.add_argument("--json", action="store_true", help="print a JSON object")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per cell")
+    parser.add_argument("--preset", default="ci",
+                        help="parameters preset (nbutils/presets/NAME.yaml), default ci")
     args = parser.parse_args(argv)
     try:
-        result = grade(args.notebook, timeout=args.timeout)
+        result = grade(args.notebook, timeout=args.timeout, preset=args.preset)
     except GradeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,13 +1,16 @@
-"""The notebooks: in step with their builder, and importing (never redefining) nbutils."""
+"""The notebooks: in step with their plain-text sources, one parameters cell, clean stored
+outputs, and importing (never redefining) nbutils."""
 
 import ast
 import importlib
 import importlib.util
-import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
+
+from nbutils.parameters import load_preset, notebook_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -22,23 +25,50 @@ def python_source(cell: str) -> str:
     return "\n".join(line for line in cell.splitlines() if not line.lstrip().startswith("%"))
 
 
-BUILDERS = sorted((ROOT / "tools").glob("build_*.py"))
+SOURCES = sorted((ROOT / "notebooks").glob("*.py"))
 
 
-def test_every_notebook_has_a_builder():
-    assert {p.stem.removeprefix("build_") for p in BUILDERS} == {p.stem for p in NOTEBOOKS}
+def cell_view(nb):
+    """What the source decides about each cell: kind, text and tags (outputs aside)."""
+    return [(c.cell_type, c.source, c.get("metadata", {}).get("tags", [])) for c in nb.cells]
 
 
-@pytest.mark.parametrize("script", BUILDERS, ids=lambda p: p.name)
-def test_notebook_matches_its_builder(script, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "tools"))
-    spec = importlib.util.spec_from_file_location(script.stem, script)
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    built = [(c.cell_type, c.source) for c in builder.nb.build().cells]
-    stored = [(c.cell_type, c.source) for c in nbformat.read(builder.nb.path, 4).cells]
-    assert stored == built, f"{builder.nb.path.name} and {script.name} differ: rebuild it"
-    sys.modules.pop("nbbuild", None)
+def test_every_notebook_has_a_plain_text_source():
+    assert [p.stem for p in SOURCES] == [p.stem for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_notebook_is_in_sync_with_its_source(source):
+    stored = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    assert cell_view(stored) == cell_view(jupytext.read(source)), (
+        f"{source.name} and its .ipynb differ: run `make notebooks` (or "
+        f"`jupytext --sync {source.relative_to(ROOT)}` for a change that needs no re-run)")
+    assert stored.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_one_parameters_cell_of_literals(path):
+    values = notebook_parameters(nbformat.read(path, as_version=4))
+    assert values and all(isinstance(v, int | float | str | bool | None) for v in values.values())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_notebook_is_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        assert "execution" not in cell.metadata, "per-cell timestamps are stored"
+        for output in cell.get("outputs", []):
+            text = output.get("text", "")
+            assert "absl::InitializeLog" not in text and "cpu_feature_guard" not in text
+            assert not (output.output_type == "stream" and output.name == "stderr"
+                        and "oneDNN" in text)
+
+
+def test_the_ci_preset_only_names_parameters_of_the_notebooks():
+    declared = set()
+    for path in NOTEBOOKS:
+        declared |= set(notebook_parameters(nbformat.read(path, as_version=4)))
+    assert set(load_preset("ci")) <= declared
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

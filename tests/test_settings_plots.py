@@ -1,32 +1,13 @@
-"""Notebook parameters from the environment, output paths, and what the plots show."""
+"""Output paths, and what the plots show."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 
 from nbutils.plots import plot_costs, show_images, show_snapshots  # noqa: E402
-from nbutils.settings import output_path, setting  # noqa: E402
-
-
-def test_setting_default_and_typed_override(monkeypatch):
-    monkeypatch.delenv("NBUTILS_IMG_SIZE", raising=False)
-    assert setting("IMG_SIZE", 256) == 256
-    monkeypatch.setenv("NBUTILS_IMG_SIZE", "128")
-    value = setting("IMG_SIZE", 256)
-    assert value == 128 and isinstance(value, int)
-    monkeypatch.setenv("NBUTILS_RATE", "0.5")
-    assert setting("rate", 0.01) == 0.5
-    monkeypatch.setenv("NBUTILS_FAST", "no")
-    assert setting("FAST", True) is False
-
-
-def test_setting_rejects_bad_value_naming_the_variable(monkeypatch):
-    monkeypatch.setenv("NBUTILS_EPOCHS", "many")
-    with pytest.raises(ValueError, match="NBUTILS_EPOCHS='many'"):
-        setting("EPOCHS", 300)
+from nbutils.settings import output_path  # noqa: E402
 
 
 def test_output_path_is_created_under_override(monkeypatch, tmp_path):

