@@ -59,7 +59,8 @@ from nbutils.settings import output_path
 #
 # `PEOPLE_FOLDER` is the folder of people to enrol, one sub-folder per person
 # (`<name>/*.jpg`); `None` takes the sample photos. Put yours in a folder, e.g.
-# `"my_people"`, and run the notebook again.
+# `"my_people"`, and run the notebook again, or run it unchanged with papermill:
+# `papermill face_recognition.ipynb out.ipynb -p PEOPLE_FOLDER my_people`.
 
 # %% tags=["parameters"]
 PEOPLE_FOLDER = None
