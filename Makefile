@@ -79,7 +79,7 @@ benchmark: prepare
 	$(PY) benchmarks/one_shot.py
 
 student: venv
-	$(PY) -m nbutils.exercises --out student notebooks/art_generation.ipynb notebooks/face_recognition.ipynb
+	$(PY) -m nbutils.exercises --out student notebooks/art_generation.py notebooks/face_recognition.py
 
 clean:
 	rm -rf outputs build .pytest_cache

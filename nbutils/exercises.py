@@ -1,6 +1,7 @@
 """Student notebooks: the course notebooks with the graded functions left for the learner.
 
-``python -m nbutils.exercises [--out student] [notebooks...]`` rewrites each notebook: the
+``python -m nbutils.exercises [--out student] [notebooks...]`` rewrites each notebook (an
+``.ipynb``, or its plain-text ``.py`` source, read with jupytext): the
 graded names are removed from its nbutils import, and after that import come a cell
 importing the helpers the exercises need, then for each graded name a title, a stub (the
 reference's signature and docstring, taken from nbutils's source, body
@@ -258,18 +259,27 @@ def make_student(nb: Any) -> tuple[Any, list[str]]:
     return nb, done
 
 
+def read_notebook(path: Path) -> Any:
+    """A notebook from its ``.ipynb``, or from its plain-text source (a jupytext ``.py``)."""
+    if Path(path).suffix == ".py":
+        import jupytext
+
+        return jupytext.read(path)
+    return nbformat.read(path, as_version=4)
+
+
 def write_student(path: Path, out_dir: Path) -> Path:
-    """Read a notebook, write its student copy under ``out_dir`` (same file name)."""
-    nb = nbformat.read(path, as_version=4)
-    student, _ = make_student(nb)
+    """Read a notebook (``.ipynb`` or its ``.py`` source), write its student copy under
+    ``out_dir`` as ``<name>.ipynb``."""
+    student, _ = make_student(read_notebook(path))
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / Path(path).name
+    target = out_dir / f"{Path(path).stem}.ipynb"
     with open(target, "w", encoding="utf-8", newline="\n") as f:
         nbformat.write(student, f)
     return target
 
 
-DEFAULT_NOTEBOOKS = ("notebooks/art_generation.ipynb", "notebooks/face_recognition.ipynb")
+DEFAULT_NOTEBOOKS = ("notebooks/art_generation.py", "notebooks/face_recognition.py")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

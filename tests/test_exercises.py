@@ -33,6 +33,16 @@ def students(tmp_path_factory):
 
 
 @pytest.mark.parametrize("filename", REAL)
+def test_student_notebook_from_the_plain_text_source_is_the_same(students, filename, tmp_path):
+    source = (NOTEBOOKS / filename).with_suffix(".py")
+    assert exercises.main(["--out", str(tmp_path), str(source)]) == 0
+    from_source = nbformat.read(tmp_path / filename, as_version=4)
+    from_ipynb = nbformat.read(students / filename, as_version=4)
+    assert [(c.cell_type, c.source, c.metadata.get("nbutils")) for c in from_source.cells] \
+        == [(c.cell_type, c.source, c.metadata.get("nbutils")) for c in from_ipynb.cells]
+
+
+@pytest.mark.parametrize("filename", REAL)
 def test_every_exercise_present_with_check(students, filename):
     nb = nbformat.read(students / filename, as_version=4)
     tagged = [c.metadata["nbutils"] for c in nb.cells if "nbutils" in c.metadata]
