@@ -71,7 +71,8 @@ def helper_names(name: str) -> dict[str, Any]:
     """Non-graded public globals the reference uses, {name: object}.
 
     Private helpers are not given, but the public names THEY use are (the learner rewrites
-    what the private helper did), e.g. ``FaceDatabase`` behind ``_as_database``.
+    what the private helper did). The references use public names only, so that their bodies
+    run as solutions in a notebook (see `nbutils.nbgrader`).
     """
     node, _, module = _function_node(name)
     tree = ast.parse(inspect.getsource(module))

@@ -104,7 +104,9 @@ def pairwise_distances(descriptors: np.ndarray) -> np.ndarray:
     return np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
 
 
-def _as_database(database: Database) -> FaceDatabase:
+def as_database(database: Database) -> FaceDatabase:
+    """``database`` itself if it is a `FaceDatabase`, else one built from a dict
+    name -> (128,) or (k, 128) descriptors."""
     return database if isinstance(database, FaceDatabase) else FaceDatabase.from_dict(database)
 
 
@@ -126,7 +128,7 @@ def verify(image_path: Any, identity: str, database: Database, model=None,
     Raises:
         KeyError: ``identity`` is not in the database (the message lists the known names).
     """
-    db = _as_database(database)
+    db = as_database(database)
     if identity not in db:
         raise KeyError(f"{identity!r} is not in the database; known names: {db.names}")
     encoding = img_to_encoding(image_path, model)
@@ -145,7 +147,7 @@ def who_is_it(image_path: Any, database: Database, model=None,
         (min_dist, identity): the distance to the nearest enrolled descriptor and its
         name, or None (printing "Not in the database.") when min_dist >= threshold.
     """
-    db = _as_database(database)
+    db = as_database(database)
     db.require_not_empty()  # before the photo is encoded
     encoding = img_to_encoding(image_path, model)
     min_dist, identity = db.search(encoding)

@@ -24,7 +24,7 @@ CONTENT_LAYER_NAME = "block5_conv4"
 CONTENT_LAYER: list[tuple[str, float]] = [(CONTENT_LAYER_NAME, 1)]
 
 
-def _volume_dims(a: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def volume_dims(a: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """(n_H, n_W, n_C) of a (1, n_H, n_W, n_C) tensor, as scalars of a's dtype (run-time sizes)."""
     shape = tf.cast(tf.shape(a), a.dtype)
     return shape[1], shape[2], shape[3]
@@ -46,7 +46,7 @@ def compute_content_cost(content_output: Sequence[tf.Tensor],
     """
     a_C = content_output[-1]
     a_G = generated_output[-1]
-    n_H, n_W, n_C = _volume_dims(a_G)
+    n_H, n_W, n_C = volume_dims(a_G)
     return tf.reduce_sum(tf.square(a_C - a_G)) / (4.0 * n_H * n_W * n_C)
 
 
@@ -82,7 +82,7 @@ def compute_layer_style_cost(a_S: tf.Tensor, a_G: tf.Tensor) -> tf.Tensor:
     Returns:
         A scalar float32 tensor.
     """
-    n_H, n_W, n_C = _volume_dims(a_G)
+    n_H, n_W, n_C = volume_dims(a_G)
     GS = gram_matrix(unroll_channels(a_S))
     GG = gram_matrix(unroll_channels(a_G))
     return tf.reduce_sum(tf.square(GS - GG)) / (4.0 * n_C**2 * (n_H * n_W) ** 2)
