@@ -137,7 +137,7 @@ def _format_from(module: str, names: Sequence[str], indent: str, parenthesised: 
 _MAGIC = re.compile(r"^(\s*)(%|!)")
 
 
-def _parseable(source: str) -> str:
+def python_source(source: str) -> str:
     """The cell with IPython magics / shell lines replaced by ``pass`` (line count kept)."""
     return "\n".join(_MAGIC.sub(r"\1pass #", line) for line in source.splitlines())
 
@@ -150,7 +150,7 @@ def _graded_imports(source: str) -> list[tuple[ast.ImportFrom, list[str]]]:
             alias, or a graded name that is not the reference's object.
     """
     try:
-        tree = ast.parse(_parseable(source))
+        tree = ast.parse(python_source(source))
     except SyntaxError as err:
         if "nbutils" in source and any(re.search(rf"\b{n}\b", source) for n in GRADED):
             raise ExerciseError(f"cannot parse the import cell ({err.msg}, line {err.lineno}):"
@@ -203,7 +203,7 @@ def _bound_by_imports(cells: Sequence[Any]) -> set[str]:
         if cell.cell_type != "code":
             continue
         try:
-            tree = ast.parse(_parseable(cell.source))
+            tree = ast.parse(python_source(cell.source))
         except SyntaxError:
             continue
         for node in ast.walk(tree):

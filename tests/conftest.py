@@ -4,8 +4,10 @@ an empty cache folder."""
 import json
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from PIL import Image
 
 from nbutils.settings import CACHE_ENV, cache_dir
@@ -62,3 +64,14 @@ def empty_cache(tmp_path, monkeypatch) -> Path:
         (cache / "packages").symlink_to(fetched, target_is_directory=True)
     monkeypatch.setenv(CACHE_ENV, str(cache))
     return cache
+
+
+def fixture_notebook(path: Path, *sources: str) -> Path:
+    """A notebook at ``path``: a title, then one code cell per source (kernel python3)."""
+    nb = new_notebook(cells=[new_markdown_cell("# fixture")] + [new_code_cell(s) for s in sources],
+                      metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
+                                               "name": "python3"}})
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i}"
+    nbformat.write(nb, path)
+    return path
