@@ -119,20 +119,40 @@ def fsync_folder(folder: Path) -> None:
 
 
 class AtomicWriteError(OSError):
-    """Writing a file failed; the message names the target file (not the temporary one)."""
+    """Writing a file failed; the message names the target file (not the temporary one).
+
+    ``errno`` is the original error's; ``filename`` is the target. The original error (which
+    names the temporary file) is kept as ``__context__`` but not shown in tracebacks.
+    """
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def _file_in_the_way(target: Path) -> Path | None:
+    """The nearest existing parent of ``target`` that is not a folder, if there is one."""
+    for parent in target.parents:
+        if os.path.lexists(parent):
+            return None if parent.is_dir() else parent
+    return None
 
 
 def _fail(target: Path, err: OSError) -> AtomicWriteError:
     reason = err.strerror or str(err)
-    hint = {
-        errno.ENOENT: "the folder does not exist or was removed while writing",
-        errno.EACCES: "you may not write in that folder: choose another path",
-        errno.EPERM: "you may not write in that folder: choose another path",
-        errno.EROFS: "the file system is read-only: choose a writable folder",
-        errno.ENOSPC: "the disk is full: free some space or choose another disk",
-        errno.EDQUOT: "your disk quota is exhausted: free some space",
-        errno.EISDIR: "the path is a folder: give a file name",
-    }.get(err.errno, "check the path and the folder's permissions")
+    blocker = _file_in_the_way(target) if err.errno in (errno.EEXIST, errno.ENOTDIR) else None
+    if blocker is not None:  # mkdir's "File exists" would not say which file, nor why
+        reason, hint = (f"{blocker} is a file, not a folder",
+                        "choose a path in a folder, or move that file away")
+    else:
+        hint = {
+            errno.ENOENT: "the folder does not exist or was removed while writing",
+            errno.EACCES: "you may not write in that folder: choose another path",
+            errno.EPERM: "you may not write in that folder: choose another path",
+            errno.EROFS: "the file system is read-only: choose a writable folder",
+            errno.ENOSPC: "the disk is full: free some space or choose another disk",
+            errno.EDQUOT: "your disk quota is exhausted: free some space",
+            errno.EISDIR: "the path is a folder: give a file name",
+        }.get(err.errno, "check the path and the folder's permissions")
     return AtomicWriteError(err.errno, f"cannot write {target}: {reason} ({hint}); "
                             "the previous file, if any, is unchanged", str(target))
 
@@ -152,7 +172,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f"{_prefix(target)}{os.getpid()}.",
                                     suffix=TMP_SUFFIX)
     except OSError as err:
-        raise _fail(target, err) from err
+        raise _fail(target, err) from None  # the message says it all; see AtomicWriteError
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -170,6 +190,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(err, OSError) and not isinstance(err, AtomicWriteError):
-            raise _fail(target, err) from err
+            # from None: the chained original names the temporary file, which the user
+            # never asked for and which no longer exists
+            raise _fail(target, err) from None
         raise
     fsync_folder(target.parent)

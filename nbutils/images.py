@@ -64,18 +64,26 @@ def load_image(source: Any, size: int | tuple[int, int] | None = None) -> np.nda
         source: a file path (``str`` or ``os.PathLike``), a ``PIL.Image.Image``,
             or a NumPy array of shape ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or
             ``(H, W, 4)``. Arrays of dtype ``uint8`` are divided by 255, ``uint16``
-            by 65535, ``bool`` maps to {0, 1}; float arrays must already lie in
-            ``[0, 1]``. Transparency (alpha) is composited onto white; EXIF
-            orientation of files and PIL images is applied.
+            by 65535, ``bool`` maps to {0, 1}. Transparency (alpha) is composited
+            onto white; EXIF orientation of files and PIL images is applied.
         size: ``None`` keeps the size; an ``int`` ``s`` resizes to ``(s, s)``
             (a square, the aspect ratio is not kept); a ``(height, width)``
-            tuple resizes to exactly that. Resampling uses a Lanczos filter.
+            tuple resizes to exactly that. Resampling uses a Lanczos filter. At
+            most ``MAX_PIXELS`` pixels, as for the source image.
+
+    Float pixels, one rule for arrays, files and PIL images (a 32-bit float TIFF
+    is Pillow mode ``"F"``): they are taken as they are and must already lie in
+    ``[0, 1]``; NaN, infinities and values outside ``[0, 1]`` are refused, never
+    clipped or rescaled, since a float file does not say whether it holds 0..1,
+    0..255 or unbounded (HDR) values. 32-bit integer files (mode ``"I"``) are
+    divided by 65535 like 16-bit ones, and must lie in ``[0, 65535]``.
 
     Returns:
         ``float32`` array of shape ``(H, W, 3)`` with values in ``[0, 1]``.
 
     Raises:
-        ImageError: for any unusable input (``ImageNotFoundError``, also a
+        ImageError: for any unusable input, or a ``size`` over ``MAX_PIXELS``,
+            raised before the file is read (``ImageNotFoundError``, also a
             ``FileNotFoundError``, when a path does not exist).
     """
     target = _parse_size(size)
@@ -111,7 +119,13 @@ def _parse_size(size: Any) -> tuple[int, int] | None:
             f"Invalid image size {size!r}. Use None, a positive int (a square side) "
             "or a (height, width) tuple of positive ints."
         )
-    return int(values[0]), int(values[1])
+    height, width = int(values[0]), int(values[1])
+    if height * width > MAX_PIXELS:  # Python ints: no overflow; checked before any decoding
+        raise ImageError(
+            f"Image size {size!r} asks for {height} x {width} = {height * width:,} pixels, "
+            f"more than MAX_PIXELS = {MAX_PIXELS:,}. Choose a smaller size."
+        )
+    return height, width
 
 
 def _open_file(path: Path) -> Image.Image:
@@ -199,11 +213,18 @@ def _pil_to_rgb_float(image: Image.Image, name: str) -> np.ndarray:
         gray = np.asarray(image).astype(np.float32) / 65535.0
         return _gray_to_rgb(gray)
     if mode == "I":
-        gray = np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 65535.0
-        return _gray_to_rgb(gray.astype(np.float32))
+        values = np.asarray(image, dtype=np.int64)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > 65535:  # refused, not clipped: clipping would lose the picture
+            raise ImageError(
+                f"The 32-bit integer image{_in(name)} has values in [{low}, {high}], outside "
+                "[0, 65535]. Re-save it as an 8- or 16-bit image, or scale it to [0, 1] "
+                "yourself and pass the float array."
+            )
+        return _gray_to_rgb((values / 65535.0).astype(np.float32))
     if mode == "F":
-        gray = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return _gray_to_rgb(np.clip(gray, 0.0, 1.0))
+        return _gray_to_rgb(_check_unit_floats(np.asarray(image, dtype=np.float32),
+                                               f"The float image{_in(name)} (Pillow mode F)"))
     if "A" in image.getbands() or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
         return _composite_on_white(rgba)
@@ -249,22 +270,32 @@ def _array_to_unit_float(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.bool_:
         return array.astype(np.float32)
     if np.issubdtype(array.dtype, np.floating):
-        if not np.all(np.isfinite(array)):
-            raise ImageError(
-                "Image array contains NaN or infinite values. Fix the computation "
-                "that produced it, or replace them with np.nan_to_num."
-            )
-        low, high = float(array.min()), float(array.max())
-        if low < 0.0 or high > 1.0:
-            raise ImageError(
-                f"Float image array has values in [{low:.4g}, {high:.4g}], outside [0, 1]. "
-                "Divide by 255 if it holds 0..255 values, or clip it with np.clip(x, 0, 1)."
-            )
-        return array.astype(np.float32)
+        return _check_unit_floats(array, "The float image array").astype(np.float32)
     raise ImageError(
         f"Image array has dtype {array.dtype}; expected uint8, uint16, bool or float "
         "in [0, 1]. Convert it, e.g. array.astype(np.uint8) for 0..255 values."
     )
+
+
+def _check_unit_floats(values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` unchanged when all are finite and in [0, 1]; else an ImageError about ``what``.
+
+    The one rule for float arrays, float files and float PIL images (see `load_image`).
+    """
+    if not np.all(np.isfinite(values)):
+        raise ImageError(
+            f"{what} contains NaN or infinite values. Fix the computation that produced "
+            "it, or replace them (np.nan_to_num) and pass the array."
+        )
+    low, high = float(values.min()), float(values.max())
+    if low < 0.0 or high > 1.0:
+        raise ImageError(
+            f"{what} has values in [{low:.4g}, {high:.4g}], outside [0, 1]; float images "
+            "must already lie in [0, 1] (nothing is clipped or guessed). Divide by 255 if "
+            "it holds 0..255 values, or by its maximum, and pass the array; or re-save it "
+            "as an 8- or 16-bit image."
+        )
+    return values
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:

@@ -2,13 +2,20 @@
 bad input ends with one error line."""
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nbutils.images import load_image
 from nbutils.samples import sample_image_path
-from nbutils.style.__main__ import build_parser, main, parse_args, stylize_arguments
+from nbutils.style.__main__ import (
+    build_parser,
+    main,
+    option_problem,
+    parse_args,
+    stylize_arguments,
+)
 from nbutils.style.color import PRESERVE_COLOR, describe
 from nbutils.style.costs import STYLE_LAYERS
 from nbutils.style.fast import (
@@ -57,6 +64,17 @@ def test_every_default_is_the_signatures():
     passed = stylize_arguments(args)
     assert passed == {name: defaults[name] for name in passed}
     assert set(defaults) - set(passed) == {"target_cost", "callback", "progress", "vgg"}
+
+
+def test_every_default_passes_the_checks_of_its_option(tmp_path, monkeypatch):
+    # argparse does not convert non-string defaults, so the range checks never see them
+    checked = [a for a in build_parser()._actions
+               if a.type not in (None, Path) and a.default is not None]
+    assert {a.dest for a in checked} >= {"size", "passes", "lr", "alpha", "seed", "scales"}
+    for action in checked:
+        assert action.type(str(action.default)) == action.default, action.dest
+    monkeypatch.chdir(tmp_path)
+    assert option_problem(parse_args(REQUIRED)) is None
 
 
 def test_help_shows_the_derived_defaults():

@@ -25,7 +25,9 @@ photos into descriptors and enrolling them is `nbutils.faces.enroll`'s job.
 
 from __future__ import annotations
 
+import math
 import os
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,11 @@ DEFAULT_DIM = 128
 _SAVED_KEYS = ("format_version", "dim", "names", "descriptors", "labels")
 _MIN_CAPACITY = 16
 _NAMES_SHOWN = 20
+
+#: ``load`` refuses files whose arrays declare more bytes than this, in all, before
+#: inflating anything (1 GiB: about 2 million 128-d float32 descriptors).
+MAX_LOAD_BYTES = 1 << 30
+_NPY_SUFFIX = ".npy"
 
 
 class EmptyDatabaseError(ValueError):
@@ -409,15 +416,29 @@ class FaceDatabase:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> FaceDatabase:
+    def load(cls, path: str | os.PathLike, max_bytes: int | None = None) -> FaceDatabase:
         """Read a database written by ``save``; never unpickles anything.
+
+        Nothing is inflated before every array's declared size is checked: the zip's
+        uncompressed size of each member and the shape and dtype in its ``.npy`` header
+        must agree, and together stay within ``max_bytes``. A small file that would inflate
+        to gigabytes (a "zip bomb") is refused at once.
+
+        Args:
+            path: the ``.npz`` file.
+            max_bytes: the most bytes the arrays may declare, in all; None: ``MAX_LOAD_BYTES``
+                (1 GiB) as it is when called.
 
         Raises:
             FileNotFoundError: no such file.
-            ValueError: not an ``.npz`` archive, pickled content, missing keys, or arrays
-                of the wrong dtype, shape or range (the message names the file).
+            ValueError: not an ``.npz`` archive, a corrupt or truncated one, arrays larger
+                than ``max_bytes``, pickled content, missing keys, or arrays of the wrong
+                dtype, shape or range (the message names the file).
         """
         path = Path(path)
+        limit = MAX_LOAD_BYTES if max_bytes is None else max_bytes
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
         if not path.is_file():
             raise FileNotFoundError(f"no face database file at {path}")
         with open(path, "rb") as f:  # ours to close, even when the zip is corrupt
@@ -425,16 +446,28 @@ class FaceDatabase:
                 raise ValueError(f"{path} is not a face database: not an .npz (zip) archive")
             f.seek(0)
             try:
-                npz = np.load(f, allow_pickle=False)
+                archive = zipfile.ZipFile(f)
             except Exception as err:  # zipfile.BadZipFile, EOFError, OSError on truncation...
                 raise ValueError(f"{path} is not a readable face database: "
                                  f"{type(err).__name__}: {err}") from err
-            with npz:
-                missing = [key for key in _SAVED_KEYS if key not in npz.files]
+            with archive:
+                members = {info.filename[: -len(_NPY_SUFFIX)]: info
+                           for info in archive.infolist()
+                           if info.filename.endswith(_NPY_SUFFIX)}
+                missing = [key for key in _SAVED_KEYS if key not in members]
                 if missing:
+                    present = [n.removesuffix(_NPY_SUFFIX) for n in archive.namelist()]
                     raise ValueError(f"{path} is not a face database: missing "
-                                     f"{', '.join(missing)} (has {', '.join(npz.files)})")
-                arrays = {key: _read_array(npz, key, path) for key in _SAVED_KEYS}
+                                     f"{', '.join(missing)} (has {', '.join(present)})")
+                # Every size first, then the data: nothing big is inflated before it is known.
+                declared = 0
+                for key in _SAVED_KEYS:
+                    declared += _declared_bytes(archive, members[key], key, path, limit)
+                if declared > limit:
+                    raise _too_large(path, f"its arrays declare {declared:,} bytes in all",
+                                     limit)
+                arrays = {key: _read_array(archive, members[key], key, path)
+                          for key in _SAVED_KEYS}
         return cls._from_arrays(arrays, path)
 
     @classmethod
@@ -485,16 +518,56 @@ class FaceDatabase:
         return db
 
 
-def _read_array(npz: Any, key: str, path: Path) -> np.ndarray:
-    """One array of an open ``.npz``, refusing pickled (object) arrays with a clear error."""
+def _too_large(path: Path, what: str, limit: int) -> ValueError:
+    return ValueError(f"{path} is too large to load as a face database: {what}, more than "
+                      f"max_bytes = {limit:,}. If you trust the file and have the memory, "
+                      "pass a larger max_bytes to FaceDatabase.load")
+
+
+def _declared_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path,
+                    limit: int) -> int:
+    """The bytes of array data one ``.npy`` member declares, checked without inflating it.
+
+    The zip's uncompressed size must not exceed ``limit``, and must equal the header's
+    length plus shape x itemsize (so neither can lie about the other). Only the header, a
+    few hundred bytes, is inflated.
+    """
+    if info.file_size > limit:
+        raise _too_large(path, f"array {key!r} would inflate to {info.file_size:,} bytes", limit)
     try:
-        return npz[key]
-    except ValueError as err:
-        if "pickle" in str(err).lower():
-            raise ValueError(f"{path}: array {key!r} holds pickled Python objects; refusing to "
-                             f"load it (allow_pickle=False): not a face database file") from err
-        raise ValueError(f"{path}: array {key!r} is unreadable: {err}") from err
-    except Exception as err:  # a truncated or corrupt member of the zip
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            else:  # 3.0 (utf-8 field names) is never written for these arrays
+                raise ValueError(f"unsupported .npy format version {version}")
+            header_end = member.tell()
+    except Exception as err:  # a corrupt header, a truncated or damaged member...
         raise ValueError(f"{path}: array {key!r} is unreadable: "
                          f"{type(err).__name__}: {err}") from err
+    if dtype.hasobject:
+        raise ValueError(f"{path}: array {key!r} holds pickled Python objects; refusing to "
+                         "load it (allow_pickle=False): not a face database file")
+    nbytes = math.prod(int(n) for n in shape) * dtype.itemsize  # Python ints: no overflow
+    if nbytes > limit:
+        raise _too_large(path, f"array {key!r} declares shape {shape} of {dtype} "
+                               f"({nbytes:,} bytes)", limit)
+    if header_end + nbytes != info.file_size:
+        raise ValueError(f"{path}: array {key!r} is corrupt: its header declares "
+                         f"{nbytes:,} bytes of data but the archive holds "
+                         f"{info.file_size - header_end:,}; the file is damaged, "
+                         "restore it from a backup or save the database again")
+    return nbytes
 
+
+def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
+                path: Path) -> np.ndarray:
+    """One array of the archive, its size already checked by `_declared_bytes`."""
+    try:
+        with archive.open(info) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+    except Exception as err:  # a truncated member, a bad CRC, a damaged deflate stream...
+        raise ValueError(f"{path}: array {key!r} is unreadable: "
+                         f"{type(err).__name__}: {err}") from err

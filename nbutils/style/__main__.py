@@ -2,28 +2,52 @@
 
 The options are `stylize_fast`'s parameters: each default is read from its signature and
 each set of choices is the constant the library validates against, so the two cannot
-disagree. Bad input (a missing file, something that is not an image, a size too large
-for this machine's memory) prints one line and exits with status 2. Ctrl-C stops the
-optimisation and still saves the best image found so far.
+disagree. Bad input prints one ``error:`` line naming the option or file and exits with
+status 2, before any network is loaded: a missing file or one that is not an image, a
+number that is NaN, infinite or out of range, an unknown VGG19 layer, a size too large for
+this machine's memory, an output path that cannot be written. Ctrl-C stops the
+optimisation and still saves the best image found so far; if the output cannot be written
+after all (its folder removed during the run), the image is saved in the temporary folder
+instead and the error line says where.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
+import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from nbutils.images import ImageError, load_image, save_image
+import numpy as np
+
+from nbutils.images import MAX_PIXELS, ImageError, load_image, save_image
 from nbutils.style.color import PRESERVE_COLOR
 from nbutils.style.fast import OPTIMIZERS, POOLING, PREPROCESS, stylize_fast
 from nbutils.style.optimize import INITS
+from nbutils.style.options import (
+    INT64_MAX,
+    INT64_MIN,
+    VGG19_LAYER_NAMES,
+    file_problem,
+    float_option,
+    folder_problem,
+    int_option,
+)
 
 # Peak memory of one VGG19 forward+backward pass, per output pixel, measured at 400 x 400
 # (1.3 GB, see benchmarks/step_time.py), with a margin: used to refuse sizes that cannot fit.
 BYTES_PER_PIXEL = 12_000
+# The smallest side VGG19 is run at (as `scale_sizes` clamps): its five poolings need it.
+MIN_SIDE = 16
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
+# The largest cost weight accepted: the costs are float32 (at most 3.4e38), and a weight
+# beyond this turns J into inf with ordinary costs, as NaN would turn it into NaN.
+MAX_WEIGHT = 1e15
 
 
 def available_memory() -> int:
@@ -48,25 +72,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("styles", type=Path, nargs="+", metavar="STYLE",
                    help="one or more style images, blended with --style-weights")
     p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png/.jpg)")
-    p.add_argument("--size", type=int, default=default["size"],
+    p.add_argument("--size", type=int_option(MIN_SIDE), default=default["size"],
                    help="output side in pixels (default %(default)s)")
-    p.add_argument("--passes", type=int, default=default["passes"],
+    p.add_argument("--passes", type=int_option(1), default=default["passes"],
                    help="budget of VGG forward+backward passes (default %(default)s)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=default["optimizer"],
                    help="lbfgs is fast, adam is the course's (default %(default)s)")
-    p.add_argument("--lr", type=float, default=default["learning_rate"],
+    p.add_argument("--lr", type=float_option(0, above=True), default=default["learning_rate"],
                    help="Adam's learning rate (default %(default)s)")
-    p.add_argument("--scales", type=int, default=default["scales"],
+    p.add_argument("--scales", type=int_option(1), default=default["scales"],
                    help="coarse-to-fine levels, each twice the previous (default %(default)s)")
-    p.add_argument("--alpha", type=float, default=default["alpha"],
+    p.add_argument("--alpha", type=float_option(0, MAX_WEIGHT), default=default["alpha"],
                    help="content weight (default %(default)s)")
-    p.add_argument("--beta", type=float, default=default["beta"],
+    p.add_argument("--beta", type=float_option(0, MAX_WEIGHT), default=default["beta"],
                    help="style weight (default %(default)s)")
-    p.add_argument("--tv-weight", type=float, default=default["tv_weight"],
+    p.add_argument("--tv-weight", type=float_option(0, MAX_WEIGHT), default=default["tv_weight"],
                    help="total-variation weight: smoother images (default %(default)s)")
-    p.add_argument("--style-weights", type=float, nargs="+", default=default["style_weights"],
+    p.add_argument("--style-weights", type=float_option(0, MAX_WEIGHT), nargs="+",
+                   default=default["style_weights"],
                    help="blend weights, one per style image (default: equal)")
-    p.add_argument("--style-scale", type=float, default=default["style_scale"],
+    p.add_argument("--style-scale", type=float_option(0, above=True),
+                   default=default["style_scale"],
                    help="style image size relative to the output (default %(default)s)")
     p.add_argument("--preserve-color", choices=PRESERVE_COLOR, default=default["preserve_color"],
                    help="keep the content's colours (default %(default)s)")
@@ -83,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {', '.join(style_layers)})")
     p.add_argument("--init", choices=INITS, default=default["init"],
                    help="starting image (default %(default)s)")
-    p.add_argument("--seed", type=int, default=default["seed"],
+    p.add_argument("--seed", type=int_option(INT64_MIN, INT64_MAX), default=default["seed"],
                    help="noise seed (default %(default)s)")
-    p.add_argument("--save-every", type=int, default=0,
+    p.add_argument("--save-every", type=int_option(0), default=0,
                    help="save an intermediate image every N passes (default: never)")
     p.add_argument("--save-dir", type=Path,
                    help="folder for intermediates (default: OUTPUT's folder/OUTPUT-stem_passes)")
@@ -120,19 +146,86 @@ def fail(message: str) -> int:
     return 2
 
 
+def option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options together, naming the option; None when nothing is.
+
+    Each value's own range was checked by argparse; this checks what argparse cannot: the
+    options against each other, against VGG19's layers, this machine's memory and the file
+    system. Nothing is loaded, created or written.
+    """
+    if args.output.suffix.lower() not in OUTPUT_SUFFIXES:
+        return f"-o/--output {args.output}: the output must end in .png, .jpg or .jpeg"
+    if args.size**2 > MAX_PIXELS:  # first: the checks below may then compute with it freely
+        return f"--size {args.size} asks for more than {MAX_PIXELS:,} pixels; use a smaller --size"
+    for option, names in (("--style-layers", style_layer_names(args)),
+                          ("--content-layer", [args.content_layer])):
+        if not names:
+            return f"{option} names no layer"
+        unknown = [name for name in names if name not in VGG19_LAYER_NAMES]
+        if unknown:
+            return (f"{option}: no VGG19 layer named {', '.join(map(repr, unknown))}; "
+                    f"the layers are {', '.join(VGG19_LAYER_NAMES)}")
+    coarsest = args.size / 2 ** min(args.scales - 1, 64)  # min: no giant power for a bad value
+    if coarsest < MIN_SIDE:
+        most = 1 + max(k for k in range(64) if args.size / 2**k >= MIN_SIDE)
+        return (f"--scales {args.scales} is too many for --size {args.size}: the coarsest "
+                f"scale would be {coarsest:.3g} pixels, under {MIN_SIDE}; use at most {most}")
+    if args.passes < args.scales:
+        return (f"--passes {args.passes} is fewer than --scales {args.scales}: each scale "
+                "needs at least one pass")
+    if args.alpha == 0 and args.beta == 0:
+        return "--alpha and --beta are both 0: there is nothing to optimise"
+    if args.style_weights is not None:
+        if len(args.style_weights) != len(args.styles):
+            return (f"--style-weights has {len(args.style_weights)} values for "
+                    f"{len(args.styles)} style images: give one per style image")
+        if sum(args.style_weights) == 0:
+            return "--style-weights are all 0: at least one style must count"
+    style_side = args.size * args.style_scale  # a float: compared, never squared (overflow)
+    if style_side > math.sqrt(MAX_PIXELS):
+        return (f"--style-scale {args.style_scale} makes the style images {style_side:.3g} "
+                f"pixels per side, over {MAX_PIXELS:,} pixels in all; use a smaller --style-scale")
+    side, option = max((args.size, f"--size {args.size}"),
+                       (round(style_side), f"--style-scale {args.style_scale}"))
+    needed, free = BYTES_PER_PIXEL * side**2, available_memory()
+    if needed > 0.8 * free:
+        return (f"{option} needs about {needed / 2**30:.1f} GB of memory, more than this "
+                f"machine has free ({free / 2**30:.1f} GB); use a smaller {option.split()[0]}")
+    problem = file_problem(args.output)
+    if problem:
+        return f"-o/--output {args.output} cannot be written: {problem}"
+    if args.save_dir is not None and not args.save_every:
+        return "--save-dir is used only with --save-every N (N > 0): add it or drop --save-dir"
+    if args.save_every:
+        save_dir = stylize_arguments(args)["save_dir"]
+        problem = folder_problem(save_dir)
+        if problem:
+            which = "--save-dir" if args.save_dir else "--save-dir (default, from -o)"
+            return f"{which} {save_dir} cannot be written: {problem}"
+    return None
+
+
+def save_result(image: np.ndarray, output: Path) -> tuple[Path, str | None]:
+    """Save to ``output``; when that fails, to the temporary folder, so that no result is lost.
+
+    Returns:
+        (where the image is, the reason ``output`` could not be written or None).
+    """
+    try:
+        return save_image(image, output), None
+    except OSError as err:  # AtomicWriteError: the folder vanished or filled up during the run
+        folder = Path(tempfile.gettempdir())
+        spare = next(candidate for n in itertools.count()
+                     if not os.path.lexists(candidate := folder /
+                                            f"{output.stem}-rescued-{n}{output.suffix}"))
+        return save_image(image, spare), str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        return fail(f"{args.output}: the output must end in .png, .jpg or .jpeg")
-    if args.size < 16:
-        return fail(f"--size {args.size} is too small (at least 16 pixels)")
-    if not style_layer_names(args):
-        return fail("--style-layers names no layer")
-    needed = BYTES_PER_PIXEL * args.size**2
-    if needed > 0.8 * available_memory():
-        return fail(f"--size {args.size} needs about {needed / 2**30:.1f} GB of memory, more "
-                    f"than this machine has free ({available_memory() / 2**30:.1f} GB); "
-                    "use a smaller --size")
+    args = parse_args(argv)  # each value's range: argparse exits with status 2
+    problem = option_problem(args)
+    if problem:
+        return fail(problem)
     try:
         content = load_image(args.content)
         styles = [load_image(s) for s in args.styles]
@@ -144,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(e))
     except KeyboardInterrupt:
         return fail("interrupted before the first pass finished: nothing to save")
-    save_image(image, args.output)
+    where, save_error = save_result(image, args.output)
+    if save_error:
+        print(f"error: {save_error}; the result was saved to {where} instead", file=sys.stderr)
+        return 1
     note = " (interrupted: best image so far)" if history["interrupted"] else ""
     print(f"saved {args.output}{note}: {len(history['pass'])} passes, "
           f"J = {history['best_total']:.4g}")
