@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine with python3:
 #   make run   - install, prepare weights and images, execute the notebooks into outputs/
 #   make test  - install, prepare, then the whole suite (pytest + nbval on every notebook,
-#                and the installed-wheel check)
+#                the installed-wheel check, and the nbgrader round trip)
 # Weights and sample images go to the per-user cache (~/.cache/nbutils), or $NBUTILS_CACHE_DIR.
 
 PYTHON ?= python3
@@ -16,6 +16,10 @@ export NBUTILS_OUTPUT_DIR := $(CURDIR)/outputs
 PRESET := ci
 NBVAL_DIR := build/nbval
 LINTED := nbutils tests benchmarks tools notebooks
+# nbgrader and its Jupyter pins live in a venv of their own; its notebooks run on $(PY).
+NBGRADER_VENV := .venv-nbgrader
+NBGRADER_REQUIREMENTS := tools/nbgrader-requirements.txt
+NBGRADER_CHECK = $(PY) tools/nbgrader_roundtrip.py --nbgrader-venv $(NBGRADER_VENV)
 
 define run-nbval
 	rm -rf $(NBVAL_DIR)
@@ -23,7 +27,8 @@ define run-nbval
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NBVAL_DIR)/*.ipynb
 endef
 
-.PHONY: all venv prepare run test unit nbval notebooks lint wheel-check benchmark clean student
+.PHONY: all venv prepare run test unit nbval notebooks lint wheel-check benchmark clean student \
+	nbgrader-venv nbgrader-check
 
 all: run
 
@@ -36,6 +41,16 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+$(NBGRADER_VENV)/.installed: $(NBGRADER_REQUIREMENTS)
+	rm -rf $(NBGRADER_VENV)
+	$(PYTHON) -m venv $(NBGRADER_VENV)
+	$(NBGRADER_VENV)/bin/python -m pip install --quiet -r $(NBGRADER_REQUIREMENTS)
+	@! $(NBGRADER_VENV)/bin/python -m pip show torch >/dev/null 2>&1 || \
+		{ echo "torch got installed: refusing" >&2; exit 1; }
+	touch $@
+
+nbgrader-venv: $(NBGRADER_VENV)/.installed
 
 prepare: venv
 	$(PY) -m nbutils.prepare
@@ -58,11 +73,12 @@ nbval: prepare
 notebooks: prepare
 	$(PY) tools/notebooks.py run
 
-test: prepare
+test: prepare nbgrader-venv
 	$(PY) -m ruff check $(LINTED)
 	$(PY) -m pytest -q tests
 	$(run-nbval)
 	tests/installed/check_wheel.sh $(PY)
+	$(NBGRADER_CHECK)
 
 # The wheel, installed (not editable) into a fresh environment and used from another folder.
 wheel-check: venv
@@ -78,8 +94,12 @@ benchmark: prepare
 	$(PY) benchmarks/nst_speed.py
 	$(PY) benchmarks/one_shot.py
 
+# The course as nbgrader assignments, released and autograded by the real nbgrader.
+nbgrader-check: prepare nbgrader-venv
+	$(NBGRADER_CHECK)
+
 student: venv
 	$(PY) -m nbutils.exercises --out student notebooks/art_generation.py notebooks/face_recognition.py
 
 clean:
-	rm -rf outputs build .pytest_cache
+	rm -rf outputs build .pytest_cache $(NBGRADER_VENV)
