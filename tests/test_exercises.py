@@ -11,6 +11,7 @@ from conftest import fixture_notebook
 
 from nbutils import exercises
 from nbutils.checks import GRADED
+from nbutils.exercises import cli as exercises_cli
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REAL = {"art_generation.ipynb": list(GRADED)[:6], "face_recognition.ipynb": list(GRADED)[6:]}
@@ -25,14 +26,14 @@ def reference(name):
 @pytest.fixture(scope="module")
 def students(tmp_path_factory):
     out = tmp_path_factory.mktemp("student")
-    assert exercises.main(["--out", str(out)] + [str(NOTEBOOKS / n) for n in REAL]) == 0
+    assert exercises_cli.main(["--out", str(out)] + [str(NOTEBOOKS / n) for n in REAL]) == 0
     return out
 
 
 @pytest.mark.parametrize("filename", REAL)
 def test_student_notebook_from_the_plain_text_source_is_the_same(students, filename, tmp_path):
     source = (NOTEBOOKS / filename).with_suffix(".py")
-    assert exercises.main(["--out", str(tmp_path), str(source)]) == 0
+    assert exercises_cli.main(["--out", str(tmp_path), str(source)]) == 0
     from_source = nbformat.read(tmp_path / filename, as_version=4)
     from_ipynb = nbformat.read(students / filename, as_version=4)
     assert [(c.cell_type, c.source, c.metadata.get("nbutils")) for c in from_source.cells] \
@@ -101,8 +102,8 @@ def test_helpers_given_private_helpers_not():
 
 def test_deterministic(tmp_path):
     paths = [str(NOTEBOOKS / n) for n in REAL]
-    exercises.main(["--out", str(tmp_path / "a")] + paths)
-    exercises.main(["--out", str(tmp_path / "b")] + paths)
+    exercises_cli.main(["--out", str(tmp_path / "a")] + paths)
+    exercises_cli.main(["--out", str(tmp_path / "b")] + paths)
     for name in REAL:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
@@ -117,7 +118,7 @@ def test_refuses_unmappable_imports(tmp_path, capsys, source):
     path = fixture_notebook(tmp_path / "bad.ipynb", source)
     with pytest.raises(exercises.ExerciseError):
         exercises.make_student(nbformat.read(path, as_version=4))
-    assert exercises.main(["--out", str(tmp_path / "out"), str(path)]) == 2
+    assert exercises_cli.main(["--out", str(tmp_path / "out"), str(path)]) == 2
     assert "error:" in capsys.readouterr().err
     assert not (tmp_path / "out" / "bad.ipynb").exists()
 

@@ -11,6 +11,7 @@ from traitlets.config import Config
 
 from nbutils import exercises, nbgrader
 from nbutils.checks import CHECKS, GRADED
+from nbutils.exercises import cli as exercises_cli
 from nbutils.parameters import load_preset
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -21,7 +22,7 @@ KEYS = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
 
 def emit(out, *options, notebooks=tuple(SOURCES)):
     argv = ["--format", "nbgrader", "--out", str(out), *options]
-    return exercises.main(argv + [str(NOTEBOOKS / f"{n}.py") for n in notebooks])
+    return exercises_cli.main(argv + [str(NOTEBOOKS / f"{n}.py") for n in notebooks])
 
 
 def source_path(course, name, assignment=None):
@@ -184,22 +185,24 @@ def test_a_config_of_the_instructor_is_kept(tmp_path, capsys):
     ([str(NOTEBOOKS / "convnet_insight.py")], "convnet_insight.py: no graded function"),
 ])
 def test_errors_name_the_file_or_option(tmp_path, capsys, argv, says):
-    assert exercises.main(["--format", "nbgrader", "--out", str(tmp_path), *argv]) == 2
+    assert exercises_cli.main(["--format", "nbgrader", "--out", str(tmp_path), *argv]) == 2
     assert says in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("option", [["--seed", "1"], ["--preset", "ci"], ["--assignment", "a"]])
 def test_nbgrader_options_are_refused_for_student_notebooks(tmp_path, capsys, option):
     with pytest.raises(SystemExit):
-        exercises.main(["--out", str(tmp_path), *option, str(NOTEBOOKS / "face_recognition.py")])
+        exercises_cli.main(["--out", str(tmp_path), *option,
+                            str(NOTEBOOKS / "face_recognition.py")])
     assert f"{option[0]}: only for --format nbgrader" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", SOURCES)
 def test_student_format_unchanged(tmp_path, name):
     notebook = NOTEBOOKS / f"{name}.ipynb"  # stored cell ids: comparable bytes
-    assert exercises.main(["--out", str(tmp_path / "default"), str(notebook)]) == 0
-    assert exercises.main(["--format", "student", "--out", str(tmp_path / "s"), str(notebook)]) == 0
+    assert exercises_cli.main(["--out", str(tmp_path / "default"), str(notebook)]) == 0
+    assert exercises_cli.main(["--format", "student", "--out", str(tmp_path / "s"),
+                               str(notebook)]) == 0
     direct = exercises.write_student(notebook, tmp_path / "direct")
     for folder in ("default", "s"):
         assert (tmp_path / folder / f"{name}.ipynb").read_bytes() == direct.read_bytes()

@@ -43,8 +43,8 @@ from typing import Any
 import nbformat
 
 from nbutils.checks import GRADED, reference_of
-from nbutils.exercises import main as emit
 from nbutils.exercises import reference_body_lines
+from nbutils.exercises.cli import main as emit
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {"art_generation": ROOT / "notebooks/art_generation.py",
