@@ -23,8 +23,10 @@ from nbutils.weights.registry import VGG19_Q8
 
 
 class Storage:
-    def __init__(self, key, array):
+    def __init__(self, key, array, numel=None):
+        # numel: the element count the record claims (a hostile file may lie about it)
         self.key, self.array = key, array
+        self.numel = array.size if numel is None else numel
 
 
 class Tensor:
@@ -60,7 +62,7 @@ def write_legacy(path, tensors, storages, extra_main=None):
         def persistent_id(self, obj):
             if isinstance(obj, Storage):
                 kind = torch.FloatStorage if obj.array.dtype == np.float32 else torch.ByteStorage
-                return ("storage", kind, obj.key, "cpu", obj.array.size, None)
+                return ("storage", kind, obj.key, "cpu", obj.numel, None)
             return None
 
     buf = io.BytesIO()

@@ -50,6 +50,8 @@ CACHE_FILE = "dlib_face_resnet_v1.npz"
 # SHA-256 (see `arrays_digest`) of the converted arrays. The conversion is a transpose and
 # one float64 multiply-add per value rounded to float32: the same on every IEEE machine.
 FACE_RESNET_ARRAYS_SHA256 = "e1726f33bb3422ffe2d9f59e9f9674efb6d8245c4c864532942536647edc25ef"
+# The cache holds 22 MB; a larger one is corrupt and is rebuilt without being inflated.
+CACHE_MAX_BYTES = 32 << 20
 
 # The 14 residual blocks, input side first: (name, filters, stride of the first conv).
 BLOCKS: list[tuple[str, int, int]] = [
@@ -236,11 +238,13 @@ def face_resnet_arrays(cache: bool = True) -> dict[str, np.ndarray]:
         ``{"<layer>/kernel": array, "<layer>/bias": array}`` float32: conv kernels
         (kh, kw, in, out) with biases (out,), and ``"embedding/kernel"`` (256, 128).
         Cached as ``cache_dir() / "dlib_face_resnet_v1.npz"``; a cache whose content
-        digest is not `FACE_RESNET_ARRAYS_SHA256` is ignored and rebuilt.
+        digest is not `FACE_RESNET_ARRAYS_SHA256`, or that is unreadable or larger than
+        `CACHE_MAX_BYTES`, is rebuilt (with a one-line notice).
     """
     return cached_conversion(
         CACHE_FILE, FACE_RESNET_ARRAYS_SHA256,
-        lambda: dlib_to_keras(FACE_RESNET.read(read_face_resnet)), "face encoder", cache)
+        lambda: dlib_to_keras(FACE_RESNET.read(read_face_resnet)), "face encoder", cache,
+        CACHE_MAX_BYTES)
 
 
 def load_face_encoder() -> keras.Model:

