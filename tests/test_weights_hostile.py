@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from test_weights import Storage, Tensor, fake_torch, write_legacy  # noqa: F401  (fixture)
 
+from nbutils import npz
 from nbutils import weights as w
 from nbutils.settings import CACHE_ENV
 from nbutils.weights import integrity, joblib_file, torch_file, vgg19
@@ -259,7 +260,7 @@ def test_a_cache_larger_than_its_bounds_is_not_opened(tmp_path, capsys, monkeypa
     assert f"{path} is corrupt ({path.stat().st_size} bytes, more than the 1000" \
         in capsys.readouterr().out
     # zipfile builds objects for every directory entry on opening: that size is bounded too
-    monkeypatch.setattr(integrity, "_MAX_DIRECTORY_BYTES", 100)
+    monkeypatch.setattr(npz, "MAX_DIRECTORY_BYTES", 100)
     monkeypatch.setattr(zipfile, "ZipFile", None)  # never reached
     assert integrity.read_cache(path, digest) is None
     assert "its zip directory claims" in capsys.readouterr().out

@@ -25,9 +25,7 @@ photos into descriptors and enrolling them is `nbutils.faces.enroll`'s job.
 
 from __future__ import annotations
 
-import math
 import os
-import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from nbutils.atomic import atomic_write
+from nbutils.npz import NpzError, NpzTooLarge, read_npz
 
 FORMAT_VERSION = 1
 DEFAULT_DIM = 128
@@ -42,10 +41,10 @@ _SAVED_KEYS = ("format_version", "dim", "names", "descriptors", "labels")
 _MIN_CAPACITY = 16
 _NAMES_SHOWN = 20
 
-#: ``load`` refuses files whose arrays declare more bytes than this, in all, before
-#: inflating anything (1 GiB: about 2 million 128-d float32 descriptors).
+#: ``load`` refuses files, and arrays in all, larger than this before inflating anything
+#: (1 GiB: about 2 million 128-d float32 descriptors).
 MAX_LOAD_BYTES = 1 << 30
-_NPY_SUFFIX = ".npy"
+_SAVED_KINDS = "iufU"  # what save writes: int64 scalars, int32 labels, float32, str names
 
 
 class EmptyDatabaseError(ValueError):
@@ -419,15 +418,14 @@ class FaceDatabase:
     def load(cls, path: str | os.PathLike, max_bytes: int | None = None) -> FaceDatabase:
         """Read a database written by ``save``; never unpickles anything.
 
-        Nothing is inflated before every array's declared size is checked: the zip's
-        uncompressed size of each member and the shape and dtype in its ``.npy`` header
-        must agree, and together stay within ``max_bytes``. A small file that would inflate
-        to gigabytes (a "zip bomb") is refused at once.
+        Read with `nbutils.npz.read_npz`: nothing is inflated before every size is checked
+        (the file, each member's and each ``.npy`` header's, which must agree), so a small
+        file that would inflate to gigabytes (a "zip bomb") is refused at once.
 
         Args:
             path: the ``.npz`` file.
-            max_bytes: the most bytes the arrays may declare, in all; None: ``MAX_LOAD_BYTES``
-                (1 GiB) as it is when called.
+            max_bytes: the most bytes the file, and its arrays in all, may take; None:
+                ``MAX_LOAD_BYTES`` (1 GiB) as it is when called.
 
         Raises:
             FileNotFoundError: no such file.
@@ -441,33 +439,21 @@ class FaceDatabase:
             raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
         if not path.is_file():
             raise FileNotFoundError(f"no face database file at {path}")
-        with open(path, "rb") as f:  # ours to close, even when the zip is corrupt
-            if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-                raise ValueError(f"{path} is not a face database: not an .npz (zip) archive")
-            f.seek(0)
-            try:
-                archive = zipfile.ZipFile(f)
-            except Exception as err:  # zipfile.BadZipFile, EOFError, OSError on truncation...
-                raise ValueError(f"{path} is not a readable face database: "
-                                 f"{type(err).__name__}: {err}") from err
-            with archive:
-                members = {info.filename[: -len(_NPY_SUFFIX)]: info
-                           for info in archive.infolist()
-                           if info.filename.endswith(_NPY_SUFFIX)}
-                missing = [key for key in _SAVED_KEYS if key not in members]
-                if missing:
-                    present = [n.removesuffix(_NPY_SUFFIX) for n in archive.namelist()]
-                    raise ValueError(f"{path} is not a face database: missing "
-                                     f"{', '.join(missing)} (has {', '.join(present)})")
-                # Every size first, then the data: nothing big is inflated before it is known.
-                declared = 0
-                for key in _SAVED_KEYS:
-                    declared += _declared_bytes(archive, members[key], key, path, limit)
-                if declared > limit:
-                    raise _too_large(path, f"its arrays declare {declared:,} bytes in all",
-                                     limit)
-                arrays = {key: _read_array(archive, members[key], key, path)
-                          for key in _SAVED_KEYS}
+        try:
+            arrays = read_npz(path, limit, kinds=_SAVED_KINDS)
+        except NpzTooLarge as err:
+            raise ValueError(f"{path} is too large to load as a face database: {err.what}, "
+                             f"more than max_bytes = {limit:,}. If you trust the file and have "
+                             "the memory, pass a larger max_bytes to FaceDatabase.load") from err
+        except NpzError as err:
+            raise ValueError(f"{path}: {err}; the file is damaged or not a face database: "
+                             "restore it from a backup or save the database again"
+                             if err.member else
+                             f"{path} is not a readable face database: {err}") from err
+        missing = [key for key in _SAVED_KEYS if key not in arrays]
+        if missing:
+            raise ValueError(f"{path} is not a face database: missing {', '.join(missing)} "
+                             f"(has {', '.join(arrays)})")
         return cls._from_arrays(arrays, path)
 
     @classmethod
@@ -517,57 +503,3 @@ class FaceDatabase:
         db._n = desc.shape[0]
         return db
 
-
-def _too_large(path: Path, what: str, limit: int) -> ValueError:
-    return ValueError(f"{path} is too large to load as a face database: {what}, more than "
-                      f"max_bytes = {limit:,}. If you trust the file and have the memory, "
-                      "pass a larger max_bytes to FaceDatabase.load")
-
-
-def _declared_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path,
-                    limit: int) -> int:
-    """The bytes of array data one ``.npy`` member declares, checked without inflating it.
-
-    The zip's uncompressed size must not exceed ``limit``, and must equal the header's
-    length plus shape x itemsize (so neither can lie about the other). Only the header, a
-    few hundred bytes, is inflated.
-    """
-    if info.file_size > limit:
-        raise _too_large(path, f"array {key!r} would inflate to {info.file_size:,} bytes", limit)
-    try:
-        with archive.open(info) as member:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-            else:  # 3.0 (utf-8 field names) is never written for these arrays
-                raise ValueError(f"unsupported .npy format version {version}")
-            header_end = member.tell()
-    except Exception as err:  # a corrupt header, a truncated or damaged member...
-        raise ValueError(f"{path}: array {key!r} is unreadable: "
-                         f"{type(err).__name__}: {err}") from err
-    if dtype.hasobject:
-        raise ValueError(f"{path}: array {key!r} holds pickled Python objects; refusing to "
-                         "load it (allow_pickle=False): not a face database file")
-    nbytes = math.prod(int(n) for n in shape) * dtype.itemsize  # Python ints: no overflow
-    if nbytes > limit:
-        raise _too_large(path, f"array {key!r} declares shape {shape} of {dtype} "
-                               f"({nbytes:,} bytes)", limit)
-    if header_end + nbytes != info.file_size:
-        raise ValueError(f"{path}: array {key!r} is corrupt: its header declares "
-                         f"{nbytes:,} bytes of data but the archive holds "
-                         f"{info.file_size - header_end:,}; the file is damaged, "
-                         "restore it from a backup or save the database again")
-    return nbytes
-
-
-def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
-                path: Path) -> np.ndarray:
-    """One array of the archive, its size already checked by `_declared_bytes`."""
-    try:
-        with archive.open(info) as member:
-            return np.lib.format.read_array(member, allow_pickle=False)
-    except Exception as err:  # a truncated member, a bad CRC, a damaged deflate stream...
-        raise ValueError(f"{path}: array {key!r} is unreadable: "
-                         f"{type(err).__name__}: {err}") from err
