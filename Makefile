@@ -91,6 +91,7 @@ lint: venv
 benchmark: prepare
 	$(PY) benchmarks/step_time.py
 	$(PY) benchmarks/face_encoder_speed.py
+	$(PY) benchmarks/face_pipeline.py
 	$(PY) benchmarks/face_search.py
 	$(PY) benchmarks/nst_speed.py
 	$(PY) benchmarks/one_shot.py

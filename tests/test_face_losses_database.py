@@ -578,24 +578,31 @@ class FakeNoFaceFound(Exception):
 
 @pytest.fixture
 def fake_encoder(monkeypatch):
-    """Replace the img_to_encoding enrolment uses: a photo "file" holds its descriptor's value.
+    """Replace the two steps enrolment uses, photo -> chip and chips -> descriptors: a
+    photo "file" holds its descriptor's value, carried by its chip.
 
     A file reading ``noface`` raises, like a photo where no face is found. An array photo
-    encodes to its mean. Every call is recorded.
+    encodes to its mean. Every photo read is recorded.
     """
     calls = []
 
-    def img_to_encoding(photo, model):
-        assert model is MODEL
+    def face_chip(photo, detect_size=None):
         calls.append(photo)
         if isinstance(photo, np.ndarray):
-            return np.full(128, photo.mean(), np.float32)
-        text = Path(photo).read_text()
-        if text == "noface":
-            raise FakeNoFaceFound(f"no face found in {photo}")
-        return np.full(128, float(text), np.float32)
+            value = photo.mean()
+        else:
+            text = Path(photo).read_text()
+            if text == "noface":
+                raise FakeNoFaceFound(f"no face found in {photo}")
+            value = float(text)
+        return np.full((150, 150, 3), value, np.float32)
 
-    monkeypatch.setattr(enroll_module, "img_to_encoding", img_to_encoding)
+    def encode_chips(chips, model, batch_size=32):
+        assert model is MODEL
+        return np.repeat(np.asarray(chips, np.float32)[:, 0, 0, :1], 128, axis=1)
+
+    monkeypatch.setattr(enroll_module, "face_chip", face_chip)
+    monkeypatch.setattr(enroll_module, "encode_chips", encode_chips)
     return calls
 
 

@@ -3,9 +3,11 @@
     enroll_photos(database, "ann", ["ann_1.jpg", "ann_2.jpg"], model)   # -> 2
     database = database_from_folder("my_people", model)               # my_people/<name>/*.jpg
 
-Each photo becomes one (128,) float32 descriptor, the one of its largest face
-(`nbutils.faces.recognition.img_to_encoding`). The database itself only stores, searches
-and saves descriptors; this module is the one place that feeds it photos.
+Each photo becomes one (128,) float32 descriptor, the one of its largest face: the
+pipeline of `nbutils.faces.recognition.img_to_encoding` (detect, align, encode), except
+that the chips of many photos go through the encoder together, ``batch_size`` at a time.
+The database itself only stores, searches and saves descriptors; this module is the one
+place that feeds it photos.
 """
 
 from __future__ import annotations
@@ -16,20 +18,115 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
+from nbutils.faces.align import align_face
 from nbutils.faces.database import EmptyDatabaseError, FaceDatabase, check_name
-from nbutils.faces.recognition import img_to_encoding
+from nbutils.faces.detect import DETECT_SIZE, check_detect_size, detect_faces, smallest_face
+from nbutils.faces.encoder import EMBEDDING_DIM, encode_chips
+from nbutils.faces.recognition import NoFaceFoundError, load_rgb_uint8
 from nbutils.images import IMAGE_EXTENSIONS
 
-__all__ = ["FaceEncodingWarning", "database_from_folder", "enroll_photos"]
+__all__ = ["FaceEncodingWarning", "database_from_folder", "encode_photos", "enroll_photos",
+           "face_chip"]
+
+#: Chips per forward pass of the encoder.
+BATCH_SIZE = 32
 
 
 class FaceEncodingWarning(UserWarning):
     """Some photos could not be encoded (e.g. no face found) and were skipped."""
 
 
-def enroll_photos(database: FaceDatabase, name: str, photos: Any, model: Any = None) -> int:
+def face_chip(photo: Any, detect_size: int | None = DETECT_SIZE) -> np.ndarray:
+    """The aligned (150, 150, 3) uint8 chip of the largest face in a photo, cut from the
+    full-resolution photo (MTCNN scans a copy of at most ``detect_size`` px per side;
+    None: the photo itself).
+
+    Raises:
+        NoFaceFoundError: naming the photo and the smallest face width searched for.
+    """
+    image = load_rgb_uint8(photo)
+    faces = detect_faces(image, detect_size=detect_size)
+    if not faces:
+        named = f"'{photo}'" if isinstance(photo, (str, os.PathLike)) else \
+            f"the {type(photo).__name__} given"
+        width = smallest_face(image.shape, detect_size=detect_size)
+        raise NoFaceFoundError(f"No face found in {named}. Use a photo where the face is "
+                               f"visible, roughly frontal and at least {width:.0f} pixels "
+                               f"wide.")
+    return align_face(image, faces[0].landmarks)
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _encode_each(photos: list[Any], model: Any, detect_size: int | None, batch_size: int,
+                 strict: bool, progress: bool = False) -> list[np.ndarray | Exception]:
+    """Per photo, in order: its (128,) descriptor, or (``strict=False``) the exception its
+    chip raised. Chips wait until ``batch_size`` of them are ready for one encoder pass
+    (about half the time per chip of one-chip passes); at most one batch is held."""
+    results: list[Any] = [None] * len(photos)  # every slot is filled before returning
+    waiting: list[int] = []
+    chips: list[np.ndarray] = []
+
+    def flush() -> None:
+        for i, descriptor in zip(waiting, encode_chips(np.stack(chips), model, batch_size),
+                                 strict=True):
+            results[i] = descriptor
+        waiting.clear()
+        chips.clear()
+
+    bar = tqdm(photos, desc="Encoding faces", unit="photo", disable=not progress)
+    for i, photo in enumerate(bar):
+        try:
+            chip = face_chip(photo, detect_size)
+        except Exception as err:  # one bad photo must not sink the others
+            if strict:
+                raise
+            results[i] = err
+            continue
+        waiting.append(i)
+        chips.append(chip)
+        if len(chips) == batch_size:
+            flush()
+    if chips:
+        flush()
+    return results
+
+
+def encode_photos(photos: Any, model: Any = None, *, detect_size: int | None = DETECT_SIZE,
+                  batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """The descriptor of the largest face of each photo, the encoder run on batches.
+
+    Args:
+        photos: a list/tuple of photos (paths, PIL images or (H, W, 3) arrays), or one.
+        model: the encoder from ``load_face_encoder()`` (loaded when None).
+        detect_size: longest side, in px, of the copy MTCNN scans (None: full resolution);
+            see `nbutils.faces.detect.detect_faces`.
+        batch_size: chips per encoder pass.
+
+    Returns:
+        (n, 128) float32, row i for photo i.
+
+    Raises:
+        TypeError, ValueError: bad ``detect_size`` or ``batch_size`` (before any work).
+        Whatever the first failing photo raises (e.g. ``NoFaceFoundError``).
+    """
+    detect_size = check_detect_size(detect_size)
+    batch_size = _check_batch_size(batch_size)
+    batch = list(photos) if isinstance(photos, (list, tuple)) else [photos]
+    results = _encode_each(batch, model, detect_size, batch_size, strict=True)
+    return np.stack(results) if results else np.zeros((0, EMBEDDING_DIM), np.float32)
+
+
+def enroll_photos(database: FaceDatabase, name: str, photos: Any, model: Any = None, *,
+                  detect_size: int | None = DETECT_SIZE, batch_size: int = BATCH_SIZE) -> int:
     """Encode a person's photos and add their descriptors to ``database``; all or nothing.
 
     Args:
@@ -37,6 +134,7 @@ def enroll_photos(database: FaceDatabase, name: str, photos: Any, model: Any = N
         name: the person, new or already enrolled (their descriptors are then appended).
         photos: one photo (path, PIL image or (H, W, 3) array) or a list/tuple of them.
         model: the encoder from ``load_face_encoder()`` (loaded when None).
+        detect_size, batch_size: as in `encode_photos`.
 
     Returns:
         k, the number of descriptors added: one per photo.
@@ -54,9 +152,9 @@ def enroll_photos(database: FaceDatabase, name: str, photos: Any, model: Any = N
     batch = list(photos) if isinstance(photos, (list, tuple)) else [photos]
     if not batch:
         raise ValueError(f"no photos given to enroll {name!r}")
+    descriptors = encode_photos(batch, model, detect_size=detect_size, batch_size=batch_size)
     staged = FaceDatabase(dim=database.dim)  # checks every descriptor before any is added
-    for photo in batch:
-        staged.add(name, img_to_encoding(photo, model))
+    staged.add(name, descriptors)
     database.add(name, staged[name])
     return staged.num_descriptors
 
@@ -89,7 +187,9 @@ def _extension_set(extensions: Iterable[str]) -> set[str]:
 
 def database_from_folder(root: str | os.PathLike, model: Any = None,
                          extensions: Iterable[str] = IMAGE_EXTENSIONS, *,
-                         strict: bool = False, progress: bool = True) -> FaceDatabase:
+                         strict: bool = False, progress: bool = True,
+                         detect_size: int | None = DETECT_SIZE,
+                         batch_size: int = BATCH_SIZE) -> FaceDatabase:
     """A database from a folder tree ``root/<name>/<photo>``, one person per sub-folder.
 
     People and photos are taken in sorted order (deterministic labels); files whose
@@ -103,31 +203,35 @@ def database_from_folder(root: str | os.PathLike, model: Any = None,
         strict: True: the first photo that fails to encode raises. False: failed photos
             are skipped and listed in one `FaceEncodingWarning`.
         progress: show a tqdm progress bar over the photos.
+        detect_size, batch_size: as in `encode_photos`.
 
     Raises:
         FileNotFoundError: ``root`` is not a folder.
-        TypeError, ValueError: ``extensions`` is one str, or holds one without its dot.
+        TypeError, ValueError: ``extensions`` is one str, or holds one without its dot;
+            bad ``detect_size`` or ``batch_size``.
         EmptyDatabaseError: no photo found, or none could be encoded.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"face folder not found (or not a folder): {root}")
     wanted = _extension_set(extensions)
+    detect_size = check_detect_size(detect_size)
+    batch_size = _check_batch_size(batch_size)
     jobs = _photos_by_person(root, wanted)
     if not jobs:
         raise EmptyDatabaseError(
             f"no photos found under {root}: expected {root}/<name>/<photo> with one of "
             f"the extensions {', '.join(sorted(wanted))}"
         )
+    results = _encode_each([photo for _, photo in jobs], model, detect_size, batch_size,
+                           strict, progress)
     database = FaceDatabase(dim=None)
     failures: list[tuple[Path, Exception]] = []
-    for name, photo in tqdm(jobs, desc="Encoding faces", unit="photo", disable=not progress):
-        try:
-            database.add(name, img_to_encoding(photo, model))
-        except Exception as err:  # one bad photo must not sink the whole build
-            if strict:
-                raise
-            failures.append((photo, err))
+    for (name, photo), result in zip(jobs, results, strict=True):
+        if isinstance(result, Exception):
+            failures.append((photo, result))
+        else:
+            database.add(name, result)
     if database.num_descriptors == 0:
         raise EmptyDatabaseError(
             f"none of the {len(jobs)} photos under {root} could be encoded; "
