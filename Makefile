@@ -93,6 +93,7 @@ benchmark: prepare
 	$(PY) benchmarks/face_encoder_speed.py
 	$(PY) benchmarks/face_pipeline.py
 	$(PY) benchmarks/face_search.py
+	$(PY) benchmarks/face_scale.py
 	$(PY) benchmarks/nst_speed.py
 	$(PY) benchmarks/one_shot.py
 
