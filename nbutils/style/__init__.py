@@ -1,4 +1,5 @@
-"""Neural style transfer, with the course's names: costs, the train step, and `stylize`."""
+"""Neural style transfer, with the course's names: costs, the train step, and `stylize`;
+`stylize_feedforward`: one forward pass of two trained networks instead of an optimisation."""
 
 from nbutils.style.color import luminance_transfer, match_color
 from nbutils.style.costs import (
@@ -12,6 +13,7 @@ from nbutils.style.costs import (
     unroll_channels,
 )
 from nbutils.style.fast import stylize_fast
+from nbutils.style.feedforward import stylize_feedforward
 from nbutils.style.optimize import (
     clip_0_1,
     get_layer_outputs,
@@ -35,6 +37,7 @@ __all__ = [
     "luminance_transfer",
     "match_color",
     "stylize_fast",
+    "stylize_feedforward",
     "total_variation_cost",
     "initial_generated_image",
     "make_train_step",

