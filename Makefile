@@ -23,10 +23,13 @@ NBGRADER_VENV := .venv-nbgrader
 NBGRADER_REQUIREMENTS := tools/nbgrader-requirements.txt
 NBGRADER_CHECK = $(PY) tools/nbgrader_roundtrip.py --nbgrader-venv $(NBGRADER_VENV)
 
-define run-nbval
+# pytest-xdist workers for `make test` (each notebook stays on one worker: --dist loadfile).
+TEST_WORKERS ?= 2
+NBVAL_OPTIONS := --nbval-lax --nbval-current-env -p no:cacheprovider
+
+define prepare-nbval
 	rm -rf $(NBVAL_DIR)
 	$(PY) tools/notebooks.py prepare --preset $(PRESET) $(NBVAL_DIR) $(NOTEBOOKS)
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider $(NBVAL_DIR)/*.ipynb
 endef
 
 .PHONY: all venv prepare run test unit nbval notebooks lint wheel-check benchmark clean student \
@@ -69,16 +72,20 @@ unit: prepare
 	$(PY) -m pytest -q tests
 
 nbval: prepare
-	$(run-nbval)
+	$(prepare-nbval)
+	$(PY) -m pytest -q $(NBVAL_OPTIONS) $(NBVAL_DIR)/*.ipynb
 
 # Rebuild every notebooks/*.ipynb from its .py source and execute it at its defaults.
 notebooks: prepare
 	$(PY) tools/notebooks.py run
 
+# One pytest run for the unit tests and the notebooks, on $(TEST_WORKERS) workers; the
+# notebooks come first so that the longest starts first.
 test: prepare
 	$(PY) -m ruff check $(LINTED)
-	$(PY) -m pytest -q tests
-	$(run-nbval)
+	$(prepare-nbval)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(NBVAL_OPTIONS) \
+		$(NBVAL_DIR)/*.ipynb tests
 	tests/installed/check_wheel.sh $(PY)
 
 # The wheel, installed (not editable) into a fresh environment and used from another folder.

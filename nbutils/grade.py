@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import json
 import secrets
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -176,8 +178,11 @@ def grade(path: str | Path, timeout: int = 120, preset: str = "ci", seed: int | 
     path = Path(path)
     nb = _read(path, preset)
     seed = secrets.randbelow(2**31) if seed is None else seed
-    results = judge_answers(nb, path.parent, seed, timeout)
-    errors = execute_notebook(nb, path.parent, timeout)
+    # The answers' processes and the kernel are independent: run them side by side.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        judged = pool.submit(judge_answers, copy.deepcopy(nb), path.parent, seed, timeout)
+        errors = execute_notebook(nb, path.parent, timeout)
+        results = judged.result()
     exercises = [{"name": name, "passed": r.passed, "reason": r.message}
                  for name, r in results.items()]
     return {"notebook": str(path), "seed": seed,

@@ -288,9 +288,11 @@ def test_voxel_count_alone_does_not_tell_the_classes_apart():
 
 
 def test_conv3d_learns_tube_vs_ball():
-    x, y = make_volume_dataset(400, seed=0)
-    x_test, y_test = make_volume_dataset(200, seed=1)
-    model = build_conv3d_classifier(24, seed=0)
+    # 20-voxel volumes (the smallest the three valid 3x3x3 convolutions take comfortably):
+    # the same task as the notebook's 24, at half the cost. Seeds 0-2 measured 0.84-0.90.
+    x, y = make_volume_dataset(300, size=20, seed=0)
+    x_test, y_test = make_volume_dataset(200, size=20, seed=1)
+    model = build_conv3d_classifier(20, seed=0)
     train_small(model, x, y, epochs=8, seed=0)
     assert accuracy(model, x_test, y_test) > 0.8  # held out, chance is 0.5
 
