@@ -6,10 +6,16 @@
    256 x 256) and the style transformer on the content, as `stylize_feedforward` runs them.
 3. If onnxruntime is installed: the Keras networks against the ONNX files they are rebuilt
    from, at the networks' native sizes (style 256, content 384), with ONNX's operators as
-   specified (graph optimisation off). For scale, the same comparison between onnxruntime
-   and itself with every weight moved by one float32 ulp: the int8 network turns any
-   rounding difference into whole-step differences downstream, so that is the floor any
-   implementation that does not repeat onnxruntime's float sums bit for bit can reach.
+   specified (graph optimisation off):
+   - float: the Keras networks built with ``simulate_int8=False`` against the ONNX graphs
+     made float with the ``onnx`` package (weights dequantised, the activations'
+     QuantizeLinear -> DequantizeLinear pairs removed). Nothing amplifies rounding there:
+     float32 summation order apart, the same image, which proves architecture and weights;
+   - int8: the published networks. For scale, the same comparison between onnxruntime and
+     itself with every weight moved by one float32 ulp: the int8 network turns any
+     rounding difference into whole-step differences downstream, so that is the floor any
+     implementation that does not repeat onnxruntime's float sums bit for bit can reach.
+     And, for context, the int8 image against the float network's (what int8 does).
 
     .venv/bin/python benchmarks/feedforward.py [--size 512] [--repeats 3]
 """
@@ -26,7 +32,6 @@ from nbutils.images import load_image
 from nbutils.samples import sample_image_path
 from nbutils.style import CONTENT_LAYER, STYLE_LAYERS, get_layer_outputs, stylize_feedforward
 from nbutils.style.feedforward import STYLE_SIZE, STYLE_VECTOR_SIZE, style_vector, transform
-from nbutils.style.onnx_graph import read_onnx_graph
 from nbutils.weights import load_vgg19
 from nbutils.weights.registry import STYLE_PREDICT_ONNX, STYLE_TRANSFORM_ONNX
 
@@ -43,9 +48,52 @@ def median_seconds(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def onnx_sessions(perturb: bool = False) -> tuple:
+def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+               axis: int = 1) -> np.ndarray:
+    """ONNX DequantizeLinear as onnxruntime computes it: float(q - zero_point) * scale, per
+    channel along ``axis`` for a 1-D ``scale``."""
+    if scale.ndim == 1:
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    diff = q.astype(np.int64) - zero_point.astype(np.int64)
+    return (diff.astype(np.float32) * scale.astype(np.float32)).astype(np.float32)
+
+
+def float_model(model):
+    """The float network of an int8 QDQ ONNX model (changed in place): DequantizeLinear of
+    initializers folded to float initializers, every other QuantizeLinear and
+    DequantizeLinear removed and its consumers rewired to its input."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    renamed, nodes, folded = {}, [], []
+    for node in graph.node:  # topological order
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "DequantizeLinear" and node.input[0] in constants:
+            w = dequantize(*(constants[name] for name in node.input), attrs.get("axis", 1))
+            folded.append(numpy_helper.from_array(w, node.output[0]))
+        elif node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            renamed[node.output[0]] = renamed.get(node.input[0], node.input[0])
+        else:
+            node.input[:] = [renamed.get(name, name) for name in node.input]
+            nodes.append(node)
+    for output in graph.output:  # the output keeps its name
+        if output.name in renamed:
+            nodes.append(helper.make_node("Identity", [renamed[output.name]], [output.name]))
+    used = {name for node in nodes for name in node.input}
+    kept = [t for t in graph.initializer if t.name in used] + folded
+    del graph.node[:], graph.initializer[:], graph.value_info[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(kept)
+    return model
+
+
+def onnx_sessions(perturb: bool = False, as_float: bool = False) -> tuple:
     """onnxruntime sessions of the two ONNX files (graph optimisation off); ``perturb``:
-    every dequantised weight moved one float32 ulp up or down at random."""
+    every dequantised weight moved one float32 ulp up or down at random; ``as_float``: the
+    float networks (`float_model`)."""
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
@@ -57,10 +105,12 @@ def onnx_sessions(perturb: bool = False) -> tuple:
     for file in (STYLE_PREDICT_ONNX, STYLE_TRANSFORM_ONNX):
         model = onnx.load(str(file.verified()))
         if perturb:
-            graph, rng, kept = file.read(read_onnx_graph), np.random.default_rng(1), []
+            constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+            rng, kept = np.random.default_rng(1), []
             for node in model.graph.node:
                 if node.op_type == "DequantizeLinear" and node.input[0].endswith("weights"):
-                    w = graph.dequantized(node.output[0])
+                    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+                    w = dequantize(*(constants[name] for name in node.input), axis)
                     away = np.where(rng.random(w.shape) < 0.5, -np.inf, np.inf)
                     w = np.nextafter(w, away.astype(np.float32))
                     model.graph.initializer.append(numpy_helper.from_array(w, node.output[0]))
@@ -68,6 +118,8 @@ def onnx_sessions(perturb: bool = False) -> tuple:
                     kept.append(node)
             del model.graph.node[:]
             model.graph.node.extend(kept)
+        if as_float:
+            float_model(model)
         sessions.append(ort.InferenceSession(model.SerializeToString(), options,
                                              providers=["CPUExecutionProvider"]))
     return tuple(sessions)
@@ -81,16 +133,16 @@ def run_onnx(sessions: tuple, content: np.ndarray, style: np.ndarray) -> tuple:
     return vector.reshape(STYLE_VECTOR_SIZE), image[0]
 
 
-def run_keras(content: np.ndarray, style: np.ndarray) -> tuple:
+def run_keras(content: np.ndarray, style: np.ndarray, simulate_int8: bool = True) -> tuple:
     """The two networks as `stylize_feedforward` runs them (traced)."""
-    vector = style_vector(style)  # 256 x 256 already: not resized
-    return vector, transform(content, vector)
+    vector = style_vector(style, simulate_int8)  # 256 x 256 already: not resized
+    return vector, transform(content, vector, simulate_int8)
 
 
-def differences() -> tuple[float, float, float] | None:
-    """Print Keras against onnxruntime, and onnxruntime against itself; returns the end to
-    end max and mean |keras - onnxruntime| and onnxruntime's own 1-ulp max (None without
-    onnxruntime)."""
+def differences() -> dict[str, float] | None:
+    """Print Keras against onnxruntime (float and int8 networks), and onnxruntime against
+    itself; returns the end to end max |keras - onnxruntime| of the float and the int8
+    networks, and onnxruntime's own 1-ulp max (None without onnxruntime)."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -98,20 +150,31 @@ def differences() -> tuple[float, float, float] | None:
         return None
     content = load_image(sample_image_path("content"), CONTENT_SIZE)
     style = load_image(sample_image_path("style_swirls"), STYLE_SIZE)
-    reference = onnx_sessions()
-    v_ref, image_ref = run_onnx(reference, content, style)
+    fv_ref, float_ref = run_onnx(onnx_sessions(as_float=True), content, style)
+    fv, float_image = run_keras(content, style, simulate_int8=False)
+    float_transform = transform(content, fv_ref, simulate_int8=False)
+    v_ref, image_ref = run_onnx(onnx_sessions(), content, style)
     v, image = run_keras(content, style)
     transform_only = transform(content, v_ref)
     _, image_ulp = run_onnx(onnx_sessions(perturb=True), content, style)
-    rows = (("|keras - onnxruntime| style vector", v, v_ref),
-            ("|keras - onnxruntime| transform, same vector", transform_only, image_ref),
-            ("|keras - onnxruntime| end to end", image, image_ref),
-            ("|onnxruntime with 1-ulp weights - onnxruntime| end to end", image_ulp, image_ref))
-    for label, a, b in rows:
+    rows = (("float: |keras - onnxruntime| style vector", fv, fv_ref, ".2e"),
+            ("float: |keras - onnxruntime| transform, same vector", float_transform, float_ref,
+             ".2e"),
+            ("float: |keras - onnxruntime| end to end", float_image, float_ref, ".2e"),
+            ("int8: |keras - onnxruntime| style vector", v, v_ref, ".4f"),
+            ("int8: |keras - onnxruntime| transform, same vector", transform_only, image_ref,
+             ".4f"),
+            ("int8: |keras - onnxruntime| end to end", image, image_ref, ".4f"),
+            ("int8: |onnxruntime with 1-ulp weights - onnxruntime| end to end", image_ulp,
+             image_ref, ".4f"),
+            ("|keras int8 - onnxruntime float| end to end (what int8 does)", image, float_ref,
+             ".4f"))
+    for label, a, b, form in rows:
         d = np.abs(a - b)
-        print(f"{label}: max {d.max():.4f}, mean {d.mean():.4f}")
-    d = np.abs(image - image_ref)
-    return float(d.max()), float(d.mean()), float(np.abs(image_ulp - image_ref).max())
+        print(f"{label}: max {d.max():{form}}, mean {d.mean():{form}}")
+    return {"float": float(np.abs(float_image - float_ref).max()),
+            "int8": float(np.abs(image - image_ref).max()),
+            "ulp": float(np.abs(image_ulp - image_ref).max())}
 
 
 def main() -> None:
@@ -144,8 +207,8 @@ def main() -> None:
           f"{mixed:.3f} s)")
     found = differences()
     tail = "" if found is None else \
-        (f"; max |keras - onnxruntime| {found[0]:.3f} (mean {found[1]:.4f}; onnxruntime "
-         f"against itself with 1-ulp weights: max {found[2]:.3f})")
+        (f"; max |keras - onnxruntime| {found['float']:.1e} float, {found['int8']:.2f} int8 "
+         f"(onnxruntime against itself with 1-ulp weights: {found['ulp']:.2f})")
     print(f"feed-forward {args.size}x{args.size}: {whole / floor:.2f}x one VGG19 "
           f"forward+backward pass{tail}")
 
