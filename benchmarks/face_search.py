@@ -129,7 +129,8 @@ def ann_vs_exact(args: argparse.Namespace) -> None:
             times[backend], found = median_seconds(gallery.identify, queries)
             answers[backend] = [hit.name for hit in found]
             extra = "" if backend == "exact" else \
-                f", nlist {gallery.nlist}, nprobe 16" if gallery.nlist else ", still exhaustive"
+                f", nlist {gallery.nlist}, nprobe {gallery.nprobe}" if gallery.nlist else \
+                ", still exhaustive"
             print(f"{backend:5s} gallery: {times[backend] * 1e3:8.3f} ms per identify "
                   f"(median of {len(queries)}; enrolled in {build_s:.1f} s{extra})")
     same = np.mean([a == e for a, e in zip(answers["ann"], answers["exact"], strict=True)])

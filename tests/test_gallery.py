@@ -377,16 +377,49 @@ def test_ann_retrains_as_it_grows_and_stays_exact_when_probing_every_cell(tmp_pa
     rng = np.random.default_rng(6)
     people = make_people(rng, 200)  # 500 descriptors
     gallery = open_gallery(tmp_path / "g.npz", "ann", dim=DIM, train_at=60, nprobe=10_000)
-    nlists = []
+    trained_at = {}  # nlist -> the size at which it first appeared
     for name, rows in people.items():
         gallery.add(name, rows)
-        nlists.append(gallery.nlist)
-    # Trained at 60 descriptors (nlist = 60 // 39 = 1), again at 8 x 60 = 480 (nlist 12).
-    assert nlists[0] == 0 and sorted(set(nlists)) == [0, 1, 12]
+        trained_at.setdefault(gallery.nlist, gallery.num_descriptors)
+    # Trained at 60 descriptors: 4 sqrt(60) ~ 31 cells, but k-means wants 39 points per
+    # cell, so 1; then retrained whenever 39 points per cell allow twice the cells, each
+    # time as soon as one person's photos take the size to 2 x 39, 4 x 39, 8 x 39.
+    sizes = np.cumsum([rows.shape[0] for rows in people.values()])
+    first_past = [int(sizes[np.argmax(sizes >= bound)]) for bound in (60, 78, 156, 312)]
+    assert trained_at == {0: int(sizes[0]), 1: first_past[0], 2: first_past[1],
+                          4: first_past[2], 8: first_past[3]}
+    assert gallery.nprobe == 8  # nprobe=10_000: every cell
     assert_answers_like_reference(gallery, people, rng)
     gallery.save()
     gallery.close()
     assert_answers_like_reference(open_gallery(tmp_path / "g.npz", "ann", dim=DIM), people, rng)
+
+
+def test_ann_cells_and_probes_follow_the_gallerys_size(tmp_path):
+    """nlist = 4 sqrt(N) rounded to a power of two, at least 39 descriptors per cell;
+    nprobe = max(16, sqrt(nlist) / 4), at most nlist (worked out by hand)."""
+    pytest.importorskip("faiss")
+    from nbutils.faces.gallery.ann import cells_for, probes_for
+
+    # 4 sqrt(N) = 40 at N = 100 -> 32, but 39 points per cell allow only 2; 126 -> 128 at
+    # 1,000, only 16 allowed; 512 at 16,384, only 256 allowed (512 x 39 > 16,384); 566 ->
+    # 512 at 20,000; 1,265 -> 1,024; 4,000 -> 4,096; 12,649 -> 16,384.
+    assert [cells_for(n) for n in (1, 38, 39, 100, 1_000, 16_384, 20_000, 10**5, 10**6,
+                                   10**7)] == [1, 1, 1, 2, 16, 256, 512, 1_024, 4_096, 16_384]
+    # It doubles where 4 sqrt(N) crosses 2^k sqrt(2): N = 2^(2k-3), e.g. 131,072 and 524,288.
+    assert [cells_for(n) for n in (131_071, 131_072, 524_287, 524_288)] == [1_024, 2_048,
+                                                                           2_048, 4_096]
+    assert [probes_for(n) for n in (1, 8, 16, 1_024, 4_096, 8_192, 16_384, 65_536)] == \
+        [1, 8, 16, 16, 16, 23, 32, 64]
+    gallery = open_gallery(tmp_path / "g.npz", "ann", dim=DIM, train_at=1_000)
+    rng = np.random.default_rng(7)
+    gallery.add_many({f"p{i:03d}": rng.standard_normal((10, DIM)) for i in range(99)})
+    assert (gallery.nlist, gallery.nprobe) == (0, 0)  # 990 descriptors: exhaustive
+    gallery.add("p099", rng.standard_normal((10, DIM)))
+    assert (gallery.nlist, gallery.nprobe) == (16, 16)
+    gallery.save()
+    fixed = open_gallery(tmp_path / "g.npz", "ann", dim=DIM, nprobe=3)
+    assert (fixed.nlist, fixed.nprobe) == (16, 3)
 
 
 def test_ann_refuses_files_that_are_not_its_own(tmp_path):

@@ -1,20 +1,45 @@
 """The approximate backend: a faiss inverted-file index (IVF-Flat), for 10^6 descriptors and
 beyond in one process. Needs ``pip install 'nbutils[ann]'`` (faiss-cpu).
 
-How it searches: k-means splits the descriptors into ``nlist`` cells (nlist = 2 sqrt(N),
-at most N / 39, when the index is trained); a query is compared with the nlist cell
-centres, then only with the descriptors of its ``nprobe`` nearest cells: with nprobe = 16,
-about 8 sqrt(N) + 2 sqrt(N) comparisons instead of N. A query's true nearest descriptor can
-sit in a cell that was not probed: then the answer is the nearest person *found* (the
-distances reported are still exact, recomputed for the candidates). Small galleries
-(fewer than ``train_at`` descriptors) are searched exhaustively, exactly.
+How it searches: k-means splits the descriptors into ``nlist`` cells; a query is compared
+with the nlist cell centres, then only with the descriptors of its ``nprobe`` nearest
+cells, about nlist + nprobe N / nlist comparisons instead of N. A query's true nearest
+descriptor can sit in a cell that was not probed: then the answer is the nearest person
+*found* (the distances reported are still exact, recomputed for the candidates). Small
+galleries (fewer than ``train_at`` descriptors) are searched exhaustively, exactly.
+
+Both follow the gallery's size N (`cells_for`, `probes_for`):
+
+- nlist = 4 sqrt(N) rounded to a power of two (at most N / 39, the fewest points per
+  centre faiss's k-means accepts): 1,024 cells at 10^5, 4,096 at 10^6, 16,384 at 10^7;
+  cells hold sqrt(N) / 4 descriptors on average;
+- the lists are retrained (k-means again, every vector re-added) whenever N has grown
+  enough for that nlist to double, i.e. at every fourfold growth (twofold while the
+  39-point floor decides). Each time costs about what adding every vector costs (each
+  is compared with the nlist centres), plus k-means on 64 points per cell; as the sizes
+  grow geometrically, all the retrainings together cost little more than the last one;
+- nprobe = max(16, sqrt(nlist) / 4): 16 up to 4,096 cells, 32 at 16,384. On face-like
+  descriptors (`benchmarks/face_scale.py`, 10^6) recall@1 against exact search held 0.99
+  at nprobe 8 with 1,024 cells, 12 with 4,096: the probes needed grow about as
+  sqrt(nlist), slower than nlist, so the share of the gallery a query reads falls as it
+  grows. Pass ``nprobe`` to fix it instead. Descriptors without any cluster structure
+  need more: on random unit vectors (`benchmarks/face_search.py`'s worst case) the bare
+  index with 4,096 cells found the nearest at 10^6 for 0.96 of queries at nprobe 16,
+  0.98 at 24 and all at 32.
+
+At 10^6 face-like descriptors (`benchmarks/face_scale.py`, docs/scaling.md): 4,096 cells
+trained at 524,290 descriptors, nprobe 16, recall@1 0.994 against exact search and 145x
+faster per query; building took minutes (each retraining runs k-means on 64 points per
+cell and re-adds every vector).
 
 Why faiss IVF-Flat, not an HNSW graph (usearch's, or faiss's own): measured on this
 project's 2-core machine (shared, so times are rough), random unit 128-d descriptors,
 queries at distance 0.4 from one enrolled photo (`benchmarks/face_search.py`, one thread):
 
-- through this gallery, recall@1 against the exact backend 0.993 at 0.57 ms per identify
-  vs 6.2 ms exact (10^5 descriptors, 10.8x), and 0.990 at 1.4 ms vs 60 ms (10^6, 41x);
+- through this gallery at 10^5 descriptors, recall@1 against the exact backend 0.973 at
+  0.47 ms per identify vs 12.1 ms exact (26x; 1,024 cells, nprobe 16; a loaded machine).
+  With the earlier schedule (2 sqrt(N) cells, retrained at eightfold growth, nprobe 16):
+  0.993 at 0.57 ms vs 6.2 ms (10^5, 10.8x), 0.990 at 1.4 ms vs 60 ms (10^6, 41x);
 - the bare indexes on 10^5: IVF recall@1 0.99 at 0.25 ms (nlist 1024, nprobe 16); faiss
   HNSW 0.96 / 0.99 at 0.51 / 0.85 ms (ef 64 / 128); usearch HNSW 0.97 / 1.0 at
   1.4 / 2.6 ms. Building took 3 s for IVF, 106 s (faiss) and 244 s (usearch) for HNSW;
@@ -23,10 +48,6 @@ queries at distance 0.4 from one enrolled photo (`benchmarks/face_search.py`, on
   saved file (even with ``remove(compact=True)``), faiss's HNSW cannot remove at all;
   honouring a deletion would mean rebuilding the graph (minutes at 10^5 here);
 - faiss-cpu is what Milvus Lite runs on too: the two optional backends share it.
-
-The index lists are retrained (k-means again, all vectors re-added) when the gallery has
-grown eightfold since the last training, so cells stay between sqrt(N)/2 and 4 sqrt(N)
-long; that costs O(N) once per eightfold growth.
 
 The gallery is saved as one ``.npz`` (written atomically): names, each vector's owner and
 id, and the faiss index's own serialisation as bytes. Open only files you trust: faiss
@@ -53,9 +74,29 @@ _KEYS = ("format_version", "backend", "dim", "names", "labels", "ids", "next_id"
 #: Below this many descriptors the search is an exact scan: fast enough, and k-means needs
 #: enough points per cell (faiss warns below 39 per centroid).
 DEFAULT_TRAIN_AT = 16_384
-DEFAULT_NPROBE = 16
-_REGROW = 8  # retrain when the gallery is this many times the size it was trained at
+#: The fewest cells probed per query when ``nprobe`` follows the size (`probes_for`).
+MIN_NPROBE = 16
+_MIN_POINTS_PER_CELL = 39  # faiss's k-means warns below this many points per centre
+_MAX_POINTS_PER_CELL = 64  # k-means runs on a sample of this many per centre: seconds
 _MIN_LIMIT = 32  # descriptors fetched per query at least (a person has several)
+
+
+def cells_for(size: int) -> int:
+    """nlist for a gallery of ``size`` descriptors: the power of two nearest 4 sqrt(size)
+    on a log scale (the largest p with p^2 <= 32 size: 4 sqrt(size) / sqrt(2) < p <=
+    4 sqrt(size) sqrt(2)), halved while it would leave fewer than 39 descriptors per cell;
+    at least 1. Integer arithmetic, so the sizes where it doubles are exact: p^2 / 32."""
+    if size < 1:
+        return 1
+    nlist = 1 << ((32 * size).bit_length() - 1) // 2
+    while nlist > 1 and nlist * _MIN_POINTS_PER_CELL > size:
+        nlist //= 2
+    return nlist
+
+
+def probes_for(nlist: int) -> int:
+    """nprobe for ``nlist`` cells: max(16, sqrt(nlist) / 4, rounded), at most nlist."""
+    return min(nlist, max(MIN_NPROBE, round(math.sqrt(nlist) / 4)))
 
 
 def import_faiss() -> Any:
@@ -75,17 +116,21 @@ class AnnGallery(Gallery):
     Args:
         path: the ``.npz`` file; read if it exists, else created by the first ``save``.
         dim: the descriptor dimension; a file of another dimension is refused.
-        nprobe: cells visited per query (more: higher recall, slower; nlist: exact).
-        train_at: the size at which the exhaustive index becomes an IVF one.
+        nprobe: cells visited per query (more: higher recall, slower; >= nlist: exact).
+            None: `probes_for` the current nlist, so it follows the gallery's size.
+        train_at: the size at which the exhaustive index becomes an IVF one (then
+            retrained as the gallery grows, `cells_for`).
         max_bytes: the largest file accepted (None: 1 GiB, ~2 million descriptors).
     """
 
     backend = "ann"
 
     def __init__(self, path: str | os.PathLike, dim: int = DEFAULT_DIM, *,
-                 nprobe: int = DEFAULT_NPROBE, train_at: int = DEFAULT_TRAIN_AT,
+                 nprobe: int | None = None, train_at: int = DEFAULT_TRAIN_AT,
                  max_bytes: int | None = None) -> None:
         for option, value in (("nprobe", nprobe), ("train_at", train_at)):
+            if option == "nprobe" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{option} must be a positive int, got {value!r}")
         self._faiss = import_faiss()
@@ -119,6 +164,21 @@ class AnnGallery(Gallery):
         """Cells of the IVF index; 0 while the search is exhaustive (not trained yet)."""
         return int(self._index.nlist) if self._trained_size else 0
 
+    @property
+    def trained_size(self) -> int:
+        """The number of descriptors the IVF lists were last trained on; 0: not yet."""
+        return self._trained_size
+
+    @property
+    def nprobe(self) -> int:
+        """Cells probed per query; 0 while the search is exhaustive."""
+        return int(self._index.nprobe) if self._trained_size else 0
+
+    def _set_nprobe(self) -> None:
+        nlist = self.nlist
+        self._index.nprobe = probes_for(nlist) if self._nprobe is None else \
+            min(self._nprobe, nlist)
+
     def __contains__(self, name: object) -> bool:
         return name in self._ids_of
 
@@ -129,8 +189,8 @@ class AnnGallery(Gallery):
         self._ids_of[name] = ids
         self._owner_of.update(dict.fromkeys(ids.tolist(), name))
         n = self.num_descriptors
-        if (not self._trained_size and n >= self._train_at) or \
-                (self._trained_size and n >= _REGROW * self._trained_size):
+        if (n >= self._train_at and not self._trained_size) or \
+                (self._trained_size and cells_for(n) > self.nlist):
             self._train()
 
     def _remove(self, name: str) -> int:
@@ -143,22 +203,26 @@ class AnnGallery(Gallery):
         return ids.shape[0]
 
     def _rows_of(self, names: list[str]) -> dict[str, np.ndarray]:
-        return {name: self._index.reconstruct_batch(self._ids_of[name]) for name in names}
+        if not names:
+            return {}
+        ids = [self._ids_of[name] for name in names]
+        rows = self._index.reconstruct_batch(np.concatenate(ids))  # one call for everyone
+        return dict(zip(names, np.split(rows, np.cumsum([len(i) for i in ids[:-1]])),
+                        strict=True))
 
     def _train(self) -> None:
         """Replace the index with an IVF-Flat one trained on every stored vector."""
         faiss = self._faiss
         ids = np.sort(np.fromiter(self._owner_of, dtype=np.int64, count=len(self._owner_of)))
         vectors = self._index.reconstruct_batch(ids)
-        # 2 sqrt(N) cells, but at least 39 points each, the fewest k-means is given by faiss.
-        nlist = max(1, min(round(2 * math.sqrt(ids.shape[0])), ids.shape[0] // 39))
+        nlist = cells_for(ids.shape[0])
         ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(self._dim), self._dim, nlist)
-        ivf.cp.max_points_per_centroid = 64  # k-means on a sample: seconds, not minutes
+        ivf.cp.max_points_per_centroid = _MAX_POINTS_PER_CELL
         ivf.train(vectors)
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
         ivf.add_with_ids(vectors, ids)
-        ivf.nprobe = min(self._nprobe, nlist)
         self._index, self._trained_size = ivf, ids.shape[0]
+        self._set_nprobe()
 
     # ------------------------------------------------------------------- search
 
@@ -283,4 +347,4 @@ class AnnGallery(Gallery):
         except RuntimeError as err:
             raise bad("its ids and the index's do not match") from err
         if self._trained_size:
-            self._index.nprobe = min(self._nprobe, self.nlist)
+            self._set_nprobe()

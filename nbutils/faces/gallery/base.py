@@ -123,8 +123,20 @@ def min_distance(rows: np.ndarray, query: np.ndarray) -> float:
     Args:
         rows: (k, d) float32, k >= 1. query: (d,) float32.
     """
+    return float(min_distances([rows], query)[0])
+
+
+def min_distances(groups: list[np.ndarray], query: np.ndarray) -> np.ndarray:
+    """For each (k_i, d) float32 group (k_i >= 1), min over its rows of ||row - query||,
+    computed directly in float64 (no cancellation), all groups in one pass.
+
+    Returns:
+        (len(groups),) float64.
+    """
+    rows = np.concatenate(groups) if len(groups) > 1 else groups[0]
     diff = rows.astype(np.float64) - query.astype(np.float64)
-    return float(math.sqrt(float(np.min(np.einsum("ij,ij->i", diff, diff)))))
+    starts = np.cumsum([0] + [g.shape[0] for g in groups[:-1]])
+    return np.sqrt(np.minimum.reduceat(np.einsum("ij,ij->i", diff, diff), starts))
 
 
 def _check_threshold(threshold: Any) -> float:
@@ -327,7 +339,8 @@ class Gallery(ABC):
         # absorb rounding among near-ties before the float64 recomputation decides.
         candidates = self._candidates(q, int(k))[: int(k) + _SPARE_CANDIDATES]
         rows = self._rows_of(candidates)
-        found = sorted(Neighbour(min_distance(rows[n], q), n) for n in candidates)
+        distances = min_distances([rows[n] for n in candidates], q).tolist()
+        found = sorted(Neighbour(d, n) for d, n in zip(distances, candidates, strict=True))
         return found[: int(k)]
 
     def identify(self, query: Any, threshold: float = DEFAULT_THRESHOLD) -> Identification:
