@@ -12,11 +12,13 @@ Three paths over the same files, timed in interleaved rounds (median of ``--repe
 - baseline, today's path: per photo load -> MTCNN on the full-resolution image, its
   networks run op by op (``load_detector(compiled=False)``) -> align -> encode one chip;
 - ``detect_size=None``: `encode_photos` at full resolution (compiled MTCNN, batched encoder);
-- new: `encode_photos` at its defaults (MTCNN scans a copy of at most 480 px per side,
-  the chip is cut from the full-resolution photo).
+- new: `encode_photos` at its defaults (P- and R-Net scan a copy of at most 480 px per
+  side, O-Net and the chip work on the full-resolution photo).
 
-Also printed: the largest descriptor change from the baseline, and how many same/different
-decisions (distance < DISTANCE_THRESHOLD, over all pairs of photos) change.
+Also printed: the largest descriptor change from the baseline, how many same/different
+decisions (distance < DISTANCE_THRESHOLD, over all pairs of photos) change, and for the
+baseline and the new path, the mean and largest distance to dlib's own descriptors of the
+photos dlib was run on (tests/data; the photos rebuilt by tests/conftest.py).
 
     .venv/bin/python benchmarks/face_pipeline.py --repeats 3
 """
@@ -24,6 +26,8 @@ decisions (distance < DISTANCE_THRESHOLD, over all pairs of photos) change.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import shutil
 import statistics
 import tempfile
@@ -48,6 +52,7 @@ from nbutils.samples import (
 )
 
 UPSCALES = (2.0, 2.5)  # 512 px portraits -> 1.0-1.9 megapixels
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 
 def write_photos(folder: Path) -> dict[str, list[Path]]:
@@ -106,6 +111,19 @@ def compare(new: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, int]:
     return np.linalg.norm(new - base, axis=1), int(np.triu(same_new != same_base, 1).sum())
 
 
+def dlib_reference() -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    """The photos dlib was run on (names, (H, W, 3) uint8 RGB) and its (n, 128)
+    descriptors of them, from tests/data and tests/conftest.py."""
+    spec = importlib.util.spec_from_file_location("_dlib_reference", TESTS / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    photos = module.reference_photos()
+    reference = json.loads((TESTS / "data" / "dlib_reference_photos.json").read_text())
+    names = list(reference["photos"])
+    descriptors = np.array([reference["photos"][n]["descriptor"] for n in names])
+    return names, [photos[n] for n in names], descriptors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
@@ -162,6 +180,12 @@ def main() -> None:
               f"photos/s; descriptor change: median {np.median(change):.4f}, largest "
               f"{change.max():.4f} ({names[int(change.argmax())]}); decisions changed "
               f"{flipped} of {len(names) * (len(names) - 1) // 2} pairs")
+    names, photos, dlib = dlib_reference()
+    for label, short in ((base, "full resolution (baseline)"), (new, "new")):
+        distance = np.linalg.norm(configs[label](photos) - dlib, axis=1)
+        print(f"distance to dlib's descriptors, {len(names)} reference photos (tests/data), "
+              f"{short}: mean {distance.mean():.3f}, max {distance.max():.3f} "
+              f"({names[int(distance.argmax())]})")
     change, flipped = compare(descriptors[new], descriptors[base])
     print(f"face pipeline: {rate[new] / rate[base]:.1f}x the full-resolution photos/s; "
           f"largest descriptor change {change.max():.2f}; decisions changed {flipped}")

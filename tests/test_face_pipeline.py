@@ -1,8 +1,10 @@
-"""The faster photo -> descriptor pipeline: MTCNN on a reduced copy (`detect_size`), points
-mapped back to the full-resolution photo, compiled MTCNN networks, batched encoding."""
+"""The faster photo -> descriptor pipeline: MTCNN's first two networks on a reduced copy
+(`detect_size`), O-Net on the full-resolution photo (`refine`), compiled MTCNN networks,
+batched encoding."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from nbutils.faces import (
@@ -16,7 +18,7 @@ from nbutils.faces import (
 )
 from nbutils.faces import enroll as enroll_module
 from nbutils.faces.align import align_face
-from nbutils.faces.detect import DETECT_SIZE, detect_faces, load_detector
+from nbutils.faces.detect import DETECT_SIZE, detect_faces, load_detector, onet_patches
 from nbutils.faces.encoder import DISTANCE_THRESHOLD, encode_chips
 from nbutils.faces.enroll import encode_photos, face_chip
 
@@ -45,10 +47,11 @@ def both_ways(photos):
 
 
 def test_points_from_the_reduced_copy_land_near_full_resolution_ones(photos, both_ways):
-    """MTCNN's points move by a pixel or two of the image it scans when that image changes
-    (measured: at most 3.3 copy pixels, 5% of the eye distance, on the 1.2 MP Hopper); mapped
-    back they must stay within a few copy pixels. A wrong scale or a missing mapping would
-    be off by tens to hundreds of pixels."""
+    """MTCNN's boxes and points move by a pixel or two of the image it scans when that image
+    changes. Measured, with R-Net's boxes from the copy and O-Net on the photo: points at
+    most 2.7 copy pixels (6.7 px on the 1.2 MP Hopper; at most 5% of the eye distance),
+    boxes at most 9% of the eye distance (15 px on the same photo). A wrong scale or a
+    missing mapping would be off by tens to hundreds of pixels."""
     for name, (full, reduced) in both_ways.items():
         copy_pixel = max(max(photos[name].shape[:2]) / DETECT_SIZE, 1.0)
         moved = np.linalg.norm(reduced.landmarks - full.landmarks, axis=1).max()
@@ -76,16 +79,67 @@ def test_descriptors_from_the_reduced_copy_stay_close_and_decide_the_same(photos
 
 def test_mapping_back_is_exact_for_a_2x_block_upscaled_photo(dlib_photos):
     """Each pixel repeated 2x2: the half-size copy MTCNN scans is the original photo itself
-    (area averaging), so the points must be exactly the original's, in the larger photo's
-    pixels: copy pixel x spans big pixels 2x - 0.5 .. 2x + 1.5, centred on 2x + 0.5."""
+    (area averaging), so with every network on the copy (refine=False) the points must be
+    exactly the original's, in the larger photo's pixels: copy pixel x spans big pixels
+    2x - 0.5 .. 2x + 1.5, centred on 2x + 0.5. With O-Net on the big photo (the default)
+    they move by well under a big pixel."""
     small = dlib_photos["skimage_astronaut"]
     big = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)
     # the copy of at most 512 px scans faces of 24 / 2 = 12 px: as min_face_size=12 on small
-    (found,) = detect_faces(big, detect_size=max(small.shape[:2]))
+    (found,) = detect_faces(big, detect_size=max(small.shape[:2]), refine=False)
     (expected,) = detect_faces(small, min_face_size=12, detect_size=None)
     np.testing.assert_allclose(found.landmarks, 2 * expected.landmarks + 0.5, atol=1e-9)
     np.testing.assert_allclose(found.box, 2 * np.array(expected.box) + 0.5, atol=1e-9)
     assert found.confidence == expected.confidence
+    (refined,) = detect_faces(big, detect_size=max(small.shape[:2]))
+    moved = np.linalg.norm(refined.landmarks - found.landmarks, axis=1).max()
+    assert 0 < moved < 2.0, moved  # big pixels; the eyes are ~80 apart
+
+
+def test_onet_patches_sample_mtcnns_grid_and_average_what_lies_under_each_sample():
+    """Against TensorFlow's own bilinear crop_and_resize (the crop mtcnn runs), on the same
+    evenly spaced samples: on linear ramps, a window 1 or 2 pixels wide averages to the
+    value at its centre, so both must agree; on a 1-pixel checkerboard, bilinear sampling
+    at every other pixel picks single pixels (aliasing: +-1 after scaling) where the
+    average is flat grey (0)."""
+    yy, xx = np.mgrid[0:90, 0:100]
+    ramps = np.stack([xx + yy, 2 * yy, 2 * xx], axis=-1).astype(np.uint8)  # all <= 198
+    height, width = yy.shape
+
+    def bilinear(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        scaled = (image.astype(np.float32) - 127.5) / 128
+        corners = boxes[:, [1, 0, 3, 2]] / [height - 1, width - 1, height - 1, width - 1]
+        return tf.image.crop_and_resize(scaled[None], corners, np.zeros(len(boxes), np.int32),
+                                        (48, 48)).numpy()
+
+    boxes = np.array([[3.0, 1.0, 97.0, 48.0],  # spacing 2 in x, 1 in y
+                      [10.5, 20.25, 34.0, 43.75]])  # spacing 0.5: linear interpolation
+    np.testing.assert_allclose(onet_patches(ramps, boxes), bilinear(ramps, boxes), atol=1e-5)
+
+    checkers = np.repeat(((xx + yy) % 2 * 255)[..., None], 3, axis=2).astype(np.uint8)
+    box = np.array([[2.0, 1.0, 96.0, 48.0]])  # x at every other pixel, y at every pixel
+    assert np.abs(onet_patches(checkers, box)).max() < 1e-6
+    np.testing.assert_allclose(np.abs(bilinear(checkers, box)), 127.5 / 128)
+    # a box wholly outside the photo: the padding, 0 after scaling
+    assert np.abs(onet_patches(checkers, np.array([[-200.0, -200, -100, -100]]))).max() < 1e-6
+
+
+def test_the_default_lands_at_least_as_near_dlibs_descriptors_as_full_resolution(
+        dlib_photos, dlib_photo_reference, model):
+    """The reference photos dlib was run on (tests/data): detecting on the reduced copy
+    (O-Net on the photo itself) must not move the descriptors away from dlib's, neither
+    on average nor at worst, compared with MTCNN on the full-resolution photo. Measured:
+    mean 0.087 and max 0.127 against 0.096 and 0.131 (0.089 and 0.139 with every network
+    on the copy, refine=False)."""
+    names = list(dlib_photo_reference)
+    dlib = np.array([dlib_photo_reference[n]["descriptor"] for n in names])
+    distances = {}
+    for label, options in {"full": {"detect_size": None}, "default": {}}.items():
+        chips = [align_face(dlib_photos[n], detect_faces(dlib_photos[n], **options)[0]
+                            .landmarks) for n in names]
+        distances[label] = np.linalg.norm(encode_chips(np.stack(chips), model) - dlib, axis=1)
+    assert distances["default"].mean() <= distances["full"].mean(), distances
+    assert distances["default"].max() <= distances["full"].max(), distances
 
 
 def test_photos_within_detect_size_are_scanned_as_they_are(dlib_photos):
