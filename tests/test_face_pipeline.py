@@ -13,6 +13,7 @@ from nbutils.faces import (
     database_from_folder,
     enroll_photos,
     img_to_encoding,
+    largest_face_chip,
     load_face_encoder,
     pairwise_distances,
 )
@@ -192,10 +193,15 @@ def test_batched_encoding_equals_one_by_one(dlib_photos, model, tmp_path, monkey
 def test_no_face_message_names_the_photo_and_the_smallest_face_searched(tmp_path):
     wall = tmp_path / "wall.png"
     Image.fromarray(np.full((900, 1200, 3), 180, np.uint8)).save(wall)
-    with pytest.raises(NoFaceFoundError, match=r"'.*wall\.png'.*at least 30 pixels"):
-        face_chip(wall)  # 12 px of a 480 px copy = 30 px of 1200
-    with pytest.raises(NoFaceFoundError, match="at least 20 pixels"):
-        face_chip(wall, detect_size=None)
+    for find in (face_chip, largest_face_chip, lambda photo, **kw: img_to_encoding(
+            photo, object(), **kw)):  # the course's function: the same default, same message
+        with pytest.raises(NoFaceFoundError, match=r"'.*wall\.png'.*at least 30 pixels"):
+            find(wall)  # 12 px of a 480 px copy = 30 px of 1200
+        with pytest.raises(NoFaceFoundError, match="at least 20 pixels"):
+            find(wall, detect_size=None)
+    small_wall = np.full((300, 400, 3), 180, np.uint8)  # within 480 px: scanned as it is
+    with pytest.raises(NoFaceFoundError, match="ndarray given.*at least 20 pixels"):
+        img_to_encoding(small_wall, object())
 
 
 @pytest.mark.parametrize(("bad", "error", "message"), [

@@ -209,3 +209,21 @@ def test_module_runs_as_a_script(small: dict[str, Path]) -> None:
     assert done.returncode == 2 and done.stdout == ""
     assert [line for line in done.stderr.splitlines() if "error:" in line] == [
         f"error: KNOWN_DIR {small['root'] / 'nowhere'} does not exist"]
+
+
+def test_a_usage_error_is_reported_before_tensorflow_is_imported(small: dict[str, Path]
+                                                                  ) -> None:
+    """The checks and the gallery need no TensorFlow, so a mistyped command costs a
+    fraction of a second rather than the seconds TensorFlow takes to import."""
+    script = ("import runpy, sys\n"
+              f"sys.argv = ['nbutils.faces', 'identify', {str(small['root'] / 'nowhere')!r},"
+              f" {str(small['photo'])!r}, '--save-db', 'g.npz']\n"
+              "try:\n"
+              "    runpy.run_module('nbutils.faces', run_name='__main__', alter_sys=True)\n"
+              "except SystemExit as exit_:\n"
+              "    heavy = {'tensorflow', 'keras', 'mtcnn'} & set(sys.modules)\n"
+              "    print(exit_.code, sorted(heavy))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.split("\n")[0] == "2 []", (done.stdout, done.stderr)
+    assert "does not exist" in done.stderr

@@ -21,9 +21,9 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from nbutils.faces.cli import positive_float
 from nbutils.faces.dlib_format import DISTANCE_THRESHOLD
 from nbutils.faces.gallery import BACKENDS, open_gallery
-from nbutils.style.options import float_option
 
 USAGE = """python -m nbutils.faces identify KNOWN_DIR PHOTO_OR_DIR [PHOTO_OR_DIR ...] [options]
        python -m nbutils.faces identify --db GALLERY PHOTO_OR_DIR [PHOTO_OR_DIR ...] [options]"""
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "for a photo without a face. A folder argument means every image in it.")
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH",
                    help="KNOWN_DIR (unless --db is given), then photos or folders of photos")
-    p.add_argument("--tolerance", type=float_option(0, above=True), default=DISTANCE_THRESHOLD,
+    p.add_argument("--tolerance", type=positive_float, default=DISTANCE_THRESHOLD,
                    help="same person when the distance is below this (default %(default)s; "
                         "lower is stricter)")
     p.add_argument("--backend", choices=BACKENDS, default=backend,

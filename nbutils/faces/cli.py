@@ -2,14 +2,18 @@
 loaded, enrolment into a gallery, and one CSV row per face found.
 
 Every ``*_problem`` function returns why an input cannot be used (one line, naming the
-option or path) or None; none of them loads a model or writes anything.
+option or path) or None; none of them loads a model or writes anything. Importing this
+module does not load TensorFlow either (the photo pipeline is imported where it is used),
+so a usage error is reported in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import functools
 import importlib.util
+import math
 import os
 import tempfile
 import warnings
@@ -21,19 +25,41 @@ from typing import Any, TextIO
 import numpy as np
 from PIL import Image
 
-from nbutils.faces.align import align_face
-from nbutils.faces.detect import detect_faces
-from nbutils.faces.encoder import encode_chips, load_face_encoder
-from nbutils.faces.enroll import database_from_folder
 from nbutils.faces.gallery import BackendNotInstalledError, Gallery, open_gallery
-from nbutils.faces.recognition import load_rgb_uint8
 from nbutils.images import IMAGE_EXTENSIONS, ImageError
-from nbutils.style.options import file_problem
 
 #: The name column of a face whose nearest enrolled person is at or beyond the tolerance.
 UNKNOWN = "unknown"
 #: The name column of a photo in which no face was found (its distance column is empty).
 NO_FACE = "no_face"
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite float > 0 (NaN, infinities, 0 and below refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:  # NaN fails every comparison
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+positive_float.__name__ = "float"  # argparse names the type in some of its own messages
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` could not be written (created, or replaced by a rename), or None."""
+    if path.is_dir():
+        return f"{path} is a folder, not a file name"
+    if os.path.lexists(path) and not path.is_file():
+        return f"{path} exists and is not a regular file"
+    folder = next((p for p in path.parents if os.path.lexists(p)), Path("."))
+    if not folder.is_dir():
+        return f"{folder} is not a folder (a file is in the way)"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write in {folder} (permission denied)"
+    return None
 
 
 def is_server_uri(location: str) -> bool:
@@ -162,6 +188,8 @@ def open_saved(location: str, backend: str) -> Gallery:
 @functools.cache
 def encoder() -> Any:
     """The face encoder, loaded once per process."""
+    from nbutils.faces.encoder import load_face_encoder
+
     return load_face_encoder()
 
 
@@ -175,6 +203,8 @@ def enroll(known: Path, backend: str, save_db: str | None, stack: ExitStack,
     Raises:
         EmptyDatabaseError: no photo could be encoded.
     """
+    from nbutils.faces.enroll import database_from_folder
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         database = database_from_folder(known, encoder(), progress=False)
@@ -199,6 +229,11 @@ def identify_photos(photos: list[Path], gallery: Gallery, tolerance: float,
     ``name`` is `UNKNOWN` when the nearest enrolled person is at or beyond ``tolerance``;
     a photo without a face gives one row ``photo,no_face,`` (empty distance).
     """
+    from nbutils.faces.align import align_face
+    from nbutils.faces.detect import detect_faces
+    from nbutils.faces.encoder import encode_chips
+    from nbutils.faces.recognition import load_rgb_uint8
+
     rows = csv.writer(out, lineterminator="\n")
     for photo in photos:
         try:

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from nbutils.faces.align import align_face
 from nbutils.faces.database import EmptyDatabaseError, FaceDatabase, check_name
-from nbutils.faces.detect import DETECT_SIZE, check_detect_size, detect_faces, smallest_face
+from nbutils.faces.detect import DETECT_SIZE, check_detect_size
 from nbutils.faces.encoder import EMBEDDING_DIM, encode_chips
-from nbutils.faces.recognition import NoFaceFoundError, load_rgb_uint8
+from nbutils.faces.recognition import largest_face_chip
 from nbutils.images import IMAGE_EXTENSIONS
 
 __all__ = ["FaceEncodingWarning", "database_from_folder", "encode_photos", "enroll_photos",
@@ -47,16 +46,7 @@ def face_chip(photo: Any, detect_size: int | None = DETECT_SIZE) -> np.ndarray:
     Raises:
         NoFaceFoundError: naming the photo and the smallest face width searched for.
     """
-    image = load_rgb_uint8(photo)
-    faces = detect_faces(image, detect_size=detect_size)
-    if not faces:
-        named = f"'{photo}'" if isinstance(photo, (str, os.PathLike)) else \
-            f"the {type(photo).__name__} given"
-        width = smallest_face(image.shape, detect_size=detect_size)
-        raise NoFaceFoundError(f"No face found in {named}. Use a photo where the face is "
-                               f"visible, roughly frontal and at least {width:.0f} pixels "
-                               f"wide.")
-    return align_face(image, faces[0].landmarks)
+    return largest_face_chip(photo, detect_size=detect_size)
 
 
 def _check_batch_size(batch_size: Any) -> int:

@@ -1,9 +1,11 @@
 """Face verification (1:1) and recognition (1:K), with the course's function names.
 
 Pipeline for one photo: load it as RGB (EXIF orientation, grayscale/RGBA converted) ->
-find faces and five landmarks (MTCNN) -> align each face to a 150x150 chip (as dlib) ->
-encode the chip with dlib's ResNet into a 128-d descriptor f(x). Two photos show the same
-person when ||f(x1) - f(x2)|| < 0.6.
+find faces and five landmarks (MTCNN, scanning a copy of at most ``detect_size`` pixels
+per side, `nbutils.faces.detect.DETECT_SIZE` by default) -> align each face to a 150x150
+chip (as dlib) cut from the full-resolution photo -> encode the chip with dlib's ResNet
+into a 128-d descriptor f(x). Two photos show the same person when
+||f(x1) - f(x2)|| < 0.6.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from nbutils.faces.align import align_face
 from nbutils.faces.database import FaceDatabase
-from nbutils.faces.detect import DetectedFace, detect_faces
+from nbutils.faces.detect import DETECT_SIZE, DetectedFace, detect_faces, smallest_face
 from nbutils.faces.encoder import DISTANCE_THRESHOLD, encode_chips
 from nbutils.images import load_image
 
@@ -54,37 +56,55 @@ def load_rgb_uint8(photo: Any, channels: str = "RGB") -> np.ndarray:
     return image[..., ::-1].copy() if channels == "BGR" else image
 
 
-def find_faces(photo: Any, channels: str = "RGB", min_face_size: int = 20) -> list[Face]:
-    """Every face in a photo, largest first, each with its aligned chip."""
+def find_faces(photo: Any, channels: str = "RGB", min_face_size: int = 20, *,
+               detect_size: int | None = DETECT_SIZE) -> list[Face]:
+    """Every face in a photo, largest first, each with its aligned chip.
+
+    Args:
+        photo: a path, PIL image or (H, W, 3) array.
+        channels: "RGB", or "BGR" for OpenCV arrays.
+        min_face_size, detect_size: as in `nbutils.faces.detect.detect_faces` (faces
+            narrower than ``smallest_face(image.shape, min_face_size, detect_size)``
+            pixels are not searched for).
+    """
     image = load_rgb_uint8(photo, channels)
     return [Face(d, align_face(image, d.landmarks))
-            for d in detect_faces(image, min_face_size=min_face_size)]
+            for d in detect_faces(image, min_face_size=min_face_size, detect_size=detect_size)]
 
 
-def largest_face_chip(photo: Any, channels: str = "RGB") -> np.ndarray:
-    """The aligned (150, 150, 3) uint8 chip of the largest face.
+def largest_face_chip(photo: Any, channels: str = "RGB", *,
+                      detect_size: int | None = DETECT_SIZE) -> np.ndarray:
+    """The aligned (150, 150, 3) uint8 chip of the largest face, cut from the
+    full-resolution photo (``detect_size`` as in `find_faces`).
 
     Raises:
-        NoFaceFoundError: naming the photo.
+        NoFaceFoundError: naming the photo and the narrowest face searched for, in its
+            pixels: 20, or 12 pixels of the reduced copy MTCNN scans when that is more
+            (30 in a 1200 px wide photo at the default ``detect_size`` of 480).
     """
-    faces = find_faces(photo, channels)
+    image = load_rgb_uint8(photo, channels)
+    faces = detect_faces(image, detect_size=detect_size)
     if not faces:
+        width = smallest_face(image.shape, detect_size=detect_size)
         raise NoFaceFoundError(
             f"No face found in {_describe(photo)}. Use a photo where the face is visible, "
-            "roughly frontal and at least 20 pixels wide."
+            f"roughly frontal and at least {width:.0f} pixels wide."
         )
-    return faces[0].chip
+    return align_face(image, faces[0].landmarks)
 
 
-def img_to_encoding(image_path: Any, model=None, channels: str = "RGB") -> np.ndarray:
+def img_to_encoding(image_path: Any, model=None, channels: str = "RGB", *,
+                    detect_size: int | None = DETECT_SIZE) -> np.ndarray:
     """The (128,) float32 descriptor of the largest face in a photo.
 
     Args:
         image_path: a path, PIL image or (H, W, 3) array.
         model: the encoder from ``load_face_encoder()`` (loaded when None).
         channels: "RGB", or "BGR" for OpenCV arrays.
+        detect_size: as in `find_faces`.
     """
-    return encode_chips(largest_face_chip(image_path, channels)[None], model)[0]
+    chip = largest_face_chip(image_path, channels, detect_size=detect_size)
+    return encode_chips(chip[None], model)[0]
 
 
 def pixel_distance(photo1: Any, photo2: Any, size: int = 96) -> float:
