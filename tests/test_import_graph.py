@@ -281,8 +281,9 @@ def test_face_database_stays_apart_from_the_photo_pipeline(modules, graph):
 
 
 def test_siamese_never_imports_faces(modules, graph):
-    """Importing anything of nbutils.faces runs its __init__, which loads the detector and the
-    encoder; the Siamese code has no use for them."""
+    """The Siamese code has no use for the face pipeline: no module of nbutils.siamese
+    imports nbutils.faces, whose __init__ loads its names lazily but whose modules build the
+    detector and the encoder (TensorFlow)."""
     siamese = [m for m in modules if _is_within(m, ("nbutils.siamese",))]
     assert "nbutils.siamese.mining" in siamese
     offending = {(m, t) for m in siamese for t in reachable(graph, m)
