@@ -290,6 +290,25 @@ for name in ["obama_partial_face", "obama_partial_face2"]:
 show_images(chips, titles, size=2.4);
 
 # %% [markdown]
+# One face in each, the right one. By default MTCNN's first two networks scan a copy of the
+# photo reduced to 480 pixels on its longer side (`detect_size`, several times faster), and
+# its last network checks their boxes on the photo itself. Scanning the full-resolution
+# photo instead (`detect_size=None`, as the original MTCNN does) finds a second "face" in
+# `obama_partial_face.jpg`:
+
+# %%
+for i, face in enumerate(find_faces(real["obama_partial_face"], detect_size=None)):
+    x0, y0, x1, y1 = face.detection.box
+    descriptor = encode_chips(face.chip[None], model)[0]
+    d_obama = np.linalg.norm(database["obama"] - descriptor, axis=-1).min()
+    d_biden = np.linalg.norm(database["biden"] - descriptor, axis=-1).min()
+    print(f"full resolution, face {i}: {x1 - x0:.0f} x {y1 - y0:.0f} px, confidence "
+          f"{face.detection.confidence:.2f}, distance to obama {d_obama:.2f}, "
+          f"to biden {d_biden:.2f}")
+    if i:
+        show_images([face.chip], [f"full resolution\nface {i}"], size=2.4);
+
+# %% [markdown]
 # ### 4.5 - All the real photos, compared
 #
 # Every real photo encoded and compared with every other. Dots mark pairs closer than 0.6.
@@ -304,7 +323,20 @@ is_obama = np.array([label.startswith("obama") for label in real_labels])
 genuine = real_distances[np.equal.outer(is_obama, is_obama) & is_obama[:, None]
                          & ~np.eye(len(real_labels), dtype=bool)]
 impostor = real_distances[np.not_equal.outer(is_obama, is_obama)]
+at = {label: i for i, label in enumerate(real_labels)}
+
+
+def span(rows, columns):
+    values = [real_distances[at[r], at[c]] for r in rows for c in columns]
+    return f"{min(values):.2f} to {max(values):.2f}"
+
+
+crops, others = ["obama_partial_face", "obama_partial_face2"], ["obama2", "obama3"]
 print(f"Obama vs Obama: {genuine.min():.2f} to {genuine.max():.2f}")
+print("  his other photos vs his enrolled one:", span(others, ["obama"]))
+print(f"  obama2 vs obama3: {real_distances[at['obama2'], at['obama3']]:.2f}")
+print("  the crops vs the photo they were cut from:", span(crops, ["obama"]))
+print("  the crops vs obama2 and obama3:", span(crops, others))
 print(f"Obama vs Biden: {impostor.min():.2f} to {impostor.max():.2f}")
 
 # %%
@@ -314,25 +346,28 @@ print("every Obama-Biden pair at 0.6 or more:", bool((impostor >= DISTANCE_THRES
 
 # %% [markdown]
 # **Where the pipeline errs.** On these photos no decision is wrong: every photo of Obama is
-# accepted as Obama, and Biden and the three strangers are turned away. The numbers (measured
-# when this was written; your run prints its own above) show where it comes closest to erring:
+# accepted as Obama, and Biden and the three strangers are turned away. The distances
+# printed above show where it comes closest to erring:
 #
-# - *A different photo costs far more than a copy.* Obama's other photos land 0.32 to 0.38
-#   from his enrolled one, and obama2 and obama3 are about 0.42 apart: well over half of the
-#   0.6 budget, where a transformed copy of a portrait stays 0.07 to 0.29 from its original
-#   (section 4.6). The copies made the problem look easier than it is.
-# - *The strangers are not far past the line.* Biden is 0.77 to 0.87 from Obama's photos, but
-#   the grayscale cameraman is only about 0.7 from the nearest enrolled person: 0.1 beyond the
-#   threshold, a margin that thousands of enrolled people would use up (section 5).
-# - *The detector errs.* In `obama_partial_face.jpg` MTCNN also reports a "face" about
-#   60 pixels wide with a confidence above 0.9: a blurred patch of background beside his
-#   sleeve. `img_to_encoding` and `who_is_it` keep only the largest face, so the answer is
-#   right; a system that enrolled or searched every detected face would store or search a
-#   descriptor of the background (here more than 0.7 from both people: not accepted).
+# - *A different photo costs far more than a copy.* Obama's other photos land 0.3 to 0.45
+#   from his enrolled one and from each other: half of the 0.6 budget or more, where a
+#   transformed copy of a portrait stays about 0.3 or less from its original (section
+#   4.6). The copies made the problem look easier than it is.
+# - *The strangers are not far past the line.* Biden is far from all of Obama's photos, but
+#   the grayscale cameraman is only about 0.7 from the nearest enrolled person (section
+#   4.3): 0.1 beyond the threshold, a margin that thousands of enrolled people would use up
+#   (section 5).
+# - *The detector errs.* At full resolution (section 4.4) MTCNN reports a second "face" in
+#   `obama_partial_face.jpg`, confidently: a blurred patch of background beside his sleeve.
+#   The default pipeline does not report it on this photo, but that is this patch, not a
+#   guarantee: a detector's false positives change with the scale it looks at.
+#   `img_to_encoding` and `who_is_it` keep only the largest face, so the answer is right
+#   either way; a system that enrolled or searched every detected face would store or search
+#   a descriptor of the background (here more than 0.6 from both people: not accepted).
 # - *These partial faces are easy.* Both are crops of the enrolled photo with only an edge
-#   of the face cut off (both eyes, the nose and the mouth are still there): 0.22 to 0.29
-#   from it, and about 0.35 to 0.43 from obama2 and obama3, like the full photo. That says
-#   nothing about a face half hidden by a hand or a scarf.
+#   of the face cut off (both eyes, the nose and the mouth are still there): close to the
+#   photo they were cut from, and about as far from obama2 and obama3 as the full photo
+#   is. That says nothing about a face half hidden by a hand or a scarf.
 # - *Six photos prove little.* Two people and a few photos: measuring an error rate takes
 #   thousands of pairs. dlib's encoder is right on 99.38% of the pairs of
 #   the LFW benchmark, so it still errs on about one pair in 160.
@@ -445,8 +480,9 @@ fig.savefig(output_path("face_false_accepts.png"), dpi=100)
 # - **exact**: the `FaceDatabase` search, in one `.npz` file;
 # - **ann** (approximate nearest neighbours, `pip install 'nbutils[ann]'`): faiss's IVF
 #   index groups the descriptors into cells by k-means, and a query is compared only with
-#   the descriptors of the 16 cells whose centres are nearest to it. It may miss the true
-#   nearest face, rarely (recall@1 0.99 at a million descriptors, 40 times faster);
+#   the descriptors of the few cells whose centres are nearest to it; the number of cells,
+#   and of cells searched, follow the gallery's size. It may miss the true nearest face,
+#   rarely (on face-like descriptors at a million: recall@1 0.994, about 145 times faster);
 # - **milvus** (`pip install 'nbutils[milvus]'`): a vector database. Here Milvus Lite, in
 #   a local folder; the same code talks to a Milvus server shared by many machines when
 #   given its URI, `http://host:19530`.
@@ -503,8 +539,8 @@ for question in answers["exact"]:
 
 # %% [markdown]
 # At 2,000 people the exact search is the fastest: the others pay for their machinery
-# (Milvus Lite even goes through a local network connection). `benchmarks/face_search.py`
-# measures where the index wins (10x at 100,000 descriptors, 40x at a million), and the
+# (Milvus Lite even goes through a local network connection). `benchmarks/face_scale.py`
+# and `benchmarks/face_search.py` measure where the index wins (docs/scaling.md), and the
 # README's "Face galleries that scale" section says how to move the gallery to a Milvus
 # server. Deleting someone (`gallery.delete(name)` then `gallery.save()`) erases their
 # descriptors from the files too, in every backend.
