@@ -92,7 +92,10 @@ SETUP_S = 300  # start-up (TensorFlow's import) and the notebook's imports, seco
 def _reader(stream: IO[bytes], lines: queue.Queue) -> None:
     """Put each line of ``stream`` (None when over-long or at the end) into ``lines``."""
     while True:
-        line = stream.readline(MAX_LINE + 1)
+        try:
+            line = stream.readline(MAX_LINE + 1)
+        except (OSError, ValueError):  # the stream closed under us: the process was ended
+            line = b""
         if not line.endswith(b"\n"):
             lines.put(None)
             return

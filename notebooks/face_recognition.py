@@ -325,18 +325,14 @@ genuine = real_distances[np.equal.outer(is_obama, is_obama) & is_obama[:, None]
 impostor = real_distances[np.not_equal.outer(is_obama, is_obama)]
 at = {label: i for i, label in enumerate(real_labels)}
 
-
-def span(rows, columns):
-    values = [real_distances[at[r], at[c]] for r in rows for c in columns]
-    return f"{min(values):.2f} to {max(values):.2f}"
-
-
 crops, others = ["obama_partial_face", "obama_partial_face2"], ["obama2", "obama3"]
 print(f"Obama vs Obama: {genuine.min():.2f} to {genuine.max():.2f}")
-print("  his other photos vs his enrolled one:", span(others, ["obama"]))
-print(f"  obama2 vs obama3: {real_distances[at['obama2'], at['obama3']]:.2f}")
-print("  the crops vs the photo they were cut from:", span(crops, ["obama"]))
-print("  the crops vs obama2 and obama3:", span(crops, others))
+for what, rows, columns in [("his other photos vs his enrolled one", others, ["obama"]),
+                            ("obama2 vs obama3", ["obama2"], ["obama3"]),
+                            ("the crops vs the photo they were cut from", crops, ["obama"]),
+                            ("the crops vs obama2 and obama3", crops, others)]:
+    block = real_distances[np.ix_([at[r] for r in rows], [at[c] for c in columns])]
+    print(f"  {what}: {block.min():.2f} to {block.max():.2f}")
 print(f"Obama vs Biden: {impostor.min():.2f} to {impostor.max():.2f}")
 
 # %%
