@@ -30,6 +30,7 @@
 # 2. Build the style cost $J_{style}(S, G)$ from Gram matrices over several layers.
 # 3. Add them up: $J(G) = \alpha J_{content}(C, G) + \beta J_{style}(S, G)$.
 # 4. Minimise $J(G)$ with `tf.GradientTape`, one Adam step at a time, and watch G change.
+# 5. Compare with a network trained to stylise any photo in a single forward pass.
 #
 # Every function is imported from `nbutils.style`; read its source for the details.
 # Cells that start with `# NBVAL_CHECK_OUTPUT` print values you can compare with the stored
@@ -37,6 +38,8 @@
 
 # %%
 # %config InlineBackend.figure_formats = ["jpeg"]  # photos: far smaller notebooks than PNG
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -57,6 +60,7 @@ from nbutils.style import (
     make_train_step,
     stylize,
     stylize_fast,
+    stylize_feedforward,
     to_batch,
     total_cost,
     train,
@@ -268,8 +272,11 @@ train_step = make_train_step(vgg_model_outputs, a_C, a_S, optimizer, alpha=10, b
 # and keeps a snapshot of G every `SNAPSHOT_EVERY` steps.
 
 # %%
+start = time.perf_counter()
 history = train(train_step, generated_image, EPOCHS, every=SNAPSHOT_EVERY)
-print(f"J went from {history['total'][0]:.4g} to {history['total'][-1]:.4g}")
+course_seconds = time.perf_counter() - start  # section 9 compares it with other methods
+print(f"J went from {history['total'][0]:.4g} to {history['total'][-1]:.4g} "
+      f"in {course_seconds:.0f} s")
 
 # %%
 show_snapshots(history["snapshots"], max_images=6, ncols=6);
@@ -364,6 +371,89 @@ fig = show_images(list(variants.values()), list(variants), ncols=4, size=3.2)
 fig.savefig(output_path("art_generation_controls.png"), dpi=100)
 
 # %% [markdown]
+# ## 9 - One pass instead of many: a network trained to stylise
+#
+# Everything so far pays for each new pair (C, S) with an optimisation: tens to hundreds
+# of passes through VGG19, each one forward and one backward. Johnson, Alahi & Fei-Fei
+# (2016) moved that cost to training time. They train a convolutional *transformer
+# network* on a large collection of photos so that its output has a low perceptual loss
+# (a content cost and a Gram-matrix style cost, like ours) for one fixed style image.
+# Stylising a new photo then takes a single forward pass, but every style needs a network
+# of its own, trained for it.
+#
+# Ghiasi et al. (2017) drop that restriction with two networks trained together. A *style
+# predictor* (a MobileNetV2) reads any style image and condenses it into a *style vector*
+# of 100 numbers. A single transformer serves every style: the vector enters only through
+# its normalisation layers, whose scale and shift are computed from it (*conditional
+# instance normalisation*). Trained on tens of thousands of paintings, the pair also
+# handles paintings it has never seen. `stylize_feedforward` runs Magenta's published
+# networks, rebuilt in Keras; its `strength` mixes the style vector of S with that of C
+# itself, from 0 (C's own style) to 1 (S's).
+#
+# What does the single pass give up? The networks learned to keep a loss low *on average
+# over their training images*, with their own choice of layers and weights; nothing in
+# them looks at this image's $J$. They cannot shift the balance between content and style
+# for one image, as $\alpha$ and $\beta$ do, except through `strength`; they always read
+# the style at 256 x 256 pixels, whatever the output size; and this copy computes in
+# 8-bit integers (smaller and faster than floats, a little less precise). Below, on the
+# same C and S at `IMG_SIZE`: the course loop of section 6, the L-BFGS run of section 8
+# (`stylize_fast` with section 8's pass budget) and the feed-forward networks at two
+# strengths, each with its wall-clock time and the course's $J$ (section 6's layers,
+# $\alpha$ and $\beta$) measured on its final image.
+
+# %%
+def course_costs(image: np.ndarray) -> tuple[float, float, float]:
+    """(J_content, J_style, J) of one (H, W, 3) image against C and S, as in section 6."""
+    a_G = vgg_model_outputs(to_batch(image))
+    J_content, J_style = compute_content_cost(a_C, a_G), compute_style_cost(a_S, a_G)
+    J = total_cost(J_content, J_style, alpha=10, beta=40)
+    return float(J_content), float(J_style), float(J)
+
+
+start = time.perf_counter()
+stylize_feedforward(content_image, style_image)  # the first call builds and traces the networks
+first_call_seconds = time.perf_counter() - start
+feedforward = {}
+for strength in (1.0, 0.5):
+    start = time.perf_counter()
+    image = stylize_feedforward(content_image, style_image, strength)
+    feedforward[f"feed-forward, strength {strength:g}"] = (image, time.perf_counter() - start)
+
+lbfgs_image, lbfgs_history = runs["L-BFGS"]
+compared = {
+    f"Adam, {EPOCHS} steps": (result, course_seconds),
+    f"L-BFGS, {len(lbfgs_history['pass'])} passes": (lbfgs_image, lbfgs_history["time"][-1]),
+    **feedforward,
+}
+costs = {name: course_costs(image) for name, (image, _) in compared.items()}
+print(f"{'':26s} {'time':>8s} {'J_content':>10s} {'J_style':>10s} {'J':>10s}")
+for name, (_, seconds) in compared.items():
+    print(f"{name:26s} {seconds:7.2f}s" + "".join(f" {c:10.4g}" for c in costs[name]))
+print(f"{'C itself, for reference':26s} {'':8s}"
+      + "".join(f" {c:10.4g}" for c in course_costs(content_image)))
+print(f"(the first feed-forward call also built and traced the networks: "
+      f"{first_call_seconds:.1f} s)")
+fig = show_images([image for image, _ in compared.values()],
+                  [f"{name}\n{seconds:.3g} s, J = {costs[name][2]:.4g}"
+                   for name, (_, seconds) in compared.items()], ncols=4, size=3.2)
+fig.savefig(output_path("art_generation_feedforward.png"), dpi=100)
+
+# %% [markdown]
+# Read the table from both ends. The optimisations reach a far lower $J$: $J$ is exactly
+# what they minimise, for this C and this S, pass after pass. The feed-forward image is
+# clearly stylised, yet by the course's measure it is much further from S, as its
+# `J_style` column shows: the network reproduces what its training taught it about
+# paintings like S, not the Gram matrices of S itself. Lowering `strength` keeps more of
+# C and its colours, so `J_content` falls and `J_style` rises.
+#
+# The time column is the other side of the trade. Once built, the networks stylise in a
+# fraction of a second, for any style image and with no VGG19 at all, while the
+# optimisations need seconds to minutes for every new pair. One pass suits video, previews
+# and large batches of photos; the optimisation suits the one image that has to match its
+# style as closely as the cost can tell. The command line offers both:
+# `python -m nbutils.style photo.jpg painting.jpg -o out.png --method feedforward`.
+
+# %% [markdown]
 # ## What you should remember
 #
 # - NST optimises the **pixels** of G; the pretrained network stays fixed.
@@ -373,7 +463,13 @@ fig.savefig(output_path("art_generation_controls.png"), dpi=100)
 # - The total cost $\alpha J_{content} + \beta J_{style}$ is minimised by gradient descent
 #   through `tf.GradientTape`; L-BFGS and coarse-to-fine reach the same cost in far fewer
 #   passes.
+# - A network trained to stylise (Johnson et al.; for any style image, Ghiasi et al.)
+#   needs one forward pass instead of an optimisation, but it was trained for a loss on
+#   average, not for this image's $J$: for one image the optimisation gets a lower cost.
 #
 # References: Gatys, Ecker & Bethge (2015), *A Neural Algorithm of Artistic Style*;
+# Johnson, Alahi & Fei-Fei (2016), *Perceptual Losses for Real-Time Style Transfer and
+# Super-Resolution*; Ghiasi, Lee, Kudlur, Dumoulin & Shlens (2017), *Exploring the
+# Structure of a Real-Time, Arbitrary Neural Artistic Stylization Network*;
 # Simonyan & Zisserman (2015), *Very Deep Convolutional Networks for Large-Scale Image
 # Recognition* (VGG).
