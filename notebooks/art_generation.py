@@ -402,14 +402,6 @@ fig.savefig(output_path("art_generation_controls.png"), dpi=100)
 # $\alpha$ and $\beta$) measured on its final image.
 
 # %%
-def course_costs(image: np.ndarray) -> tuple[float, float, float]:
-    """(J_content, J_style, J) of one (H, W, 3) image against C and S, as in section 6."""
-    a_G = vgg_model_outputs(to_batch(image))
-    J_content, J_style = compute_content_cost(a_C, a_G), compute_style_cost(a_S, a_G)
-    J = total_cost(J_content, J_style, alpha=10, beta=40)
-    return float(J_content), float(J_style), float(J)
-
-
 start = time.perf_counter()
 stylize_feedforward(content_image, style_image)  # the first call builds and traces the networks
 first_call_seconds = time.perf_counter() - start
@@ -425,12 +417,18 @@ compared = {
     f"L-BFGS, {len(lbfgs_history['pass'])} passes": (lbfgs_image, lbfgs_history["time"][-1]),
     **feedforward,
 }
-costs = {name: course_costs(image) for name, (image, _) in compared.items()}
+# (J_content, J_style, J) of each final image against C and S, as in section 6
+reference = "C itself, for reference"
+costs = {}
+for name, image in [*((name, image) for name, (image, _) in compared.items()),
+                    (reference, content_image)]:
+    a_final = vgg_model_outputs(to_batch(image))
+    Jc, Js = compute_content_cost(a_C, a_final), compute_style_cost(a_S, a_final)
+    costs[name] = (float(Jc), float(Js), float(total_cost(Jc, Js, alpha=10, beta=40)))
 print(f"{'':26s} {'time':>8s} {'J_content':>10s} {'J_style':>10s} {'J':>10s}")
 for name, (_, seconds) in compared.items():
     print(f"{name:26s} {seconds:7.2f}s" + "".join(f" {c:10.4g}" for c in costs[name]))
-print(f"{'C itself, for reference':26s} {'':8s}"
-      + "".join(f" {c:10.4g}" for c in course_costs(content_image)))
+print(f"{reference:26s} {'':8s}" + "".join(f" {c:10.4g}" for c in costs[reference]))
 print(f"(the first feed-forward call also built and traced the networks: "
       f"{first_call_seconds:.1f} s)")
 fig = show_images([image for image, _ in compared.values()],
