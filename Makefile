@@ -102,6 +102,7 @@ benchmark: prepare
 	$(PY) benchmarks/face_search.py
 	$(PY) benchmarks/face_scale.py
 	$(PY) benchmarks/nst_speed.py
+	$(PY) benchmarks/feedforward.py
 	$(PY) benchmarks/one_shot.py
 
 # The course as nbgrader assignments, released and autograded by the real nbgrader.

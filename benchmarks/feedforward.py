@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from timing import median_seconds
 
 from nbutils.images import load_image
 from nbutils.samples import sample_image_path
@@ -36,16 +37,6 @@ from nbutils.weights import load_vgg19
 from nbutils.weights.registry import STYLE_PREDICT_ONNX, STYLE_TRANSFORM_ONNX
 
 CONTENT_SIZE = 384  # the transform network's native size in the ONNX file
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # trace and warm up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,

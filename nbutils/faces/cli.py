@@ -9,11 +9,9 @@ so a usage error is reported in a fraction of a second.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import importlib.util
-import math
 import os
 import tempfile
 import warnings
@@ -25,6 +23,7 @@ from typing import Any, TextIO
 import numpy as np
 from PIL import Image
 
+from nbutils.cli_options import file_problem, float_option
 from nbutils.faces.gallery import BackendNotInstalledError, Gallery, open_gallery
 from nbutils.images import IMAGE_EXTENSIONS, ImageError
 
@@ -34,32 +33,7 @@ UNKNOWN = "unknown"
 NO_FACE = "no_face"
 
 
-def positive_float(text: str) -> float:
-    """An argparse ``type``: a finite float > 0 (NaN, infinities, 0 and below refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:  # NaN fails every comparison
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-positive_float.__name__ = "float"  # argparse names the type in some of its own messages
-
-
-def file_problem(path: Path) -> str | None:
-    """Why ``path`` could not be written (created, or replaced by a rename), or None."""
-    if path.is_dir():
-        return f"{path} is a folder, not a file name"
-    if os.path.lexists(path) and not path.is_file():
-        return f"{path} exists and is not a regular file"
-    folder = next((p for p in path.parents if os.path.lexists(p)), Path("."))
-    if not folder.is_dir():
-        return f"{folder} is not a folder (a file is in the way)"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"cannot write in {folder} (permission denied)"
-    return None
+positive_float = float_option(0, above=True)  # --tolerance: a finite number > 0
 
 
 def is_server_uri(location: str) -> bool:
