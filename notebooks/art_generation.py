@@ -340,10 +340,13 @@ for name, (_, history) in runs.items():
 
 # %% [markdown]
 # The jump in the coarse-to-fine curve is the switch of scale: the cost is then measured on
-# the larger image, where the upsampled G lacks the finest texture. The coarse work pays off
-# at large sizes, where full-size passes are expensive: at 400 px, `benchmarks/nst_speed.py`
-# measures coarse-to-fine L-BFGS reaching the cost of 300 course Adam steps in about a fifth
-# of the time.
+# the larger image, and VGG19's deeper filters see every structure of the upsampled G at
+# twice the size it had when it was optimised. At 400 px that jump is most of the cost
+# (measured: 30 passes at 200 px, then upsampled, leave J near 19,000, almost all of it the
+# `block4_conv1` style term, against 56,000 at the start), and the full-size passes still
+# needed (about 27 against 37) cost about what the coarse passes saved. Cheaper passes pay
+# more here: `benchmarks/nst_speed.py` measures single-scale L-BFGS, its passes compiled by
+# XLA, reaching the cost of 300 course Adam steps in about a tenth of their time.
 #
 # ### Quality controls
 #

@@ -92,6 +92,28 @@ def test_objective_with_controls_off_is_the_course_objective(vgg, images):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("xla", [False, True])
+def test_compiled_pass_is_the_course_cost_and_its_gradient(vgg, images, xla):
+    """One pass of the fast path (hand-written Gram gradient; with or without XLA) gives
+    the course's J and the gradient automatic differentiation takes of the course's code."""
+    content = tf.constant(load_image(images[0], 48)[None])
+    style = tf.constant(load_image(images[1], 48)[None])
+    g = tf.constant(np.random.default_rng(3).random((1, 48, 48, 3)), tf.float32)
+    model = get_layer_outputs(vgg, STYLE_LAYERS + CONTENT_LAYER)
+    objective = Objective(model, STYLE_LAYERS, 10, 40, 0.0, "course")
+    objective.set_targets(content, [style], [1.0])
+    J, _, _, grad = objective.value_and_gradient(xla=xla)(g)
+    a_C, a_S = model(content), model(style)
+    with tf.GradientTape() as tape:
+        tape.watch(g)
+        a_G = model(g)
+        J_course = total_cost(compute_content_cost(a_C, a_G), compute_style_cost(a_S, a_G))
+    expected = tape.gradient(J_course, g).numpy()
+    np.testing.assert_allclose(float(J), float(J_course), rtol=1e-4)
+    assert np.abs(grad.numpy() - expected).max() <= 1e-3 * np.abs(expected).max()
+
+
+@pytest.mark.slow
 def test_two_styles_cost_is_the_weighted_sum(vgg, images):
     content = tf.constant(load_image(images[0], 48)[None])
     s1, s2 = (tf.constant(load_image(p, 48)[None]) for p in images[1:])

@@ -7,7 +7,9 @@ already near the hardware's limit, so the lever is *fewer, cheaper* passes:
 - **L-BFGS** (`nbutils.style.lbfgs`, projected onto [0, 1]) uses the curvature of J(G)
   from its recent gradients and needs far fewer passes than Adam to reach the same cost;
 - **coarse-to-fine**: optimise at a small size (cheap passes), upsample, continue; the
-  last scale at the requested size.
+  last scale at the requested size;
+- **cheaper passes**: the Gram matrices' gradient in one matmul (`normalized_gram`), and
+  XLA compilation of the whole pass on large images (`XLA_MIN_PIXELS`).
 
 Quality controls, each off unless asked for: ImageNet preprocessing, total variation,
 colour preservation, several style images with weights, style scale, layer choice,
@@ -34,7 +36,6 @@ from nbutils.style.costs import (
     CONTENT_LAYER_NAME,
     STYLE_LAYERS,
     compute_content_cost,
-    unroll_channels,
 )
 from nbutils.style.lbfgs import lbfgs_box
 from nbutils.style.optimize import INITS, get_layer_outputs, initial_generated_image
@@ -44,6 +45,11 @@ OPTIMIZERS = ("lbfgs", "adam")
 PREPROCESS = ("course", "imagenet")
 POOLING = ("max", "avg")
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # the means VGG19 was trained with, 0..255
+# Images of at least this many pixels get their passes compiled by XLA. Measured on a
+# 2-core AVX2 CPU, one VGG19 forward+backward pass with XLA against without: 1.39x the
+# time at 64 px, 1.01x at 100, 0.93x at 200, 0.82x at 400, and compiling costs ~2 s more
+# per size: XLA pays from about 300 x 300 on.
+XLA_MIN_PIXELS = 300 * 300
 
 
 def vgg_input(images: tf.Tensor, preprocess: str = "course") -> tf.Tensor:
@@ -76,18 +82,28 @@ def vgg19_with_pooling(pooling: str = "max", vgg: keras.Model | None = None) -> 
     return model
 
 
-def normalized_gram(a: tf.Tensor) -> tf.Tensor:
-    """Gram matrix of (1, n_H, n_W, n_C) activations divided by n_H n_W, so that images of
-    different sizes (style scale) compare. With equal sizes, sum((G_S' - G_G')^2) / (4 n_C^2)
-    equals the course's layer style cost exactly."""
-    A = unroll_channels(a)
-    return tf.matmul(A, A, transpose_b=True) / tf.cast(tf.shape(A)[1], a.dtype)
+@tf.custom_gradient
+def normalized_gram(a: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
+    """Gram matrix of (1, n_H, n_W, n_C) activations divided by n_H n_W, (n_C, n_C), so
+    that images of different sizes (style scale) compare. With equal sizes,
+    sum((G_S' - G_G')^2) / (4 n_C^2) equals the course's layer style cost exactly.
+
+    The same matrix as the course's ``gram_matrix(unroll_channels(a))``, cheaper: A^T A
+    on the (n_H n_W, n_C) reshape (no transposed copy), and one matmul for the gradient,
+    A (dG + dG^T) / n_H n_W, where automatic differentiation makes two."""
+    A = tf.reshape(a, [-1, tf.shape(a)[-1]])
+    n = tf.cast(tf.shape(A)[0], a.dtype)
+
+    def gradient(dG: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(tf.matmul(A, dG + tf.transpose(dG)) / n, tf.shape(a))
+
+    return tf.matmul(A, A, transpose_a=True) / n, gradient
 
 
 @dataclass
 class Objective:
     """J(G) = alpha J_content + beta sum_s w_s J_style(S_s, G) + tv_weight TV(G), with its
-    targets (content activations, style Gram matrices) computed once."""
+    targets (content activations, style Gram matrices) computed once per size."""
 
     model: keras.Model
     style_layers: list[tuple[str, float]]
@@ -98,6 +114,7 @@ class Objective:
     a_C: list[tf.Tensor] = field(default_factory=list)
     grams: list[list[tf.Tensor]] = field(default_factory=list)  # [style][layer]
     style_weights: list[float] = field(default_factory=list)
+    _compiled: dict[bool, Any] = field(default_factory=dict, init=False, repr=False)
 
     def set_targets(self, content: tf.Tensor, styles: Sequence[tf.Tensor],
                     style_weights: Sequence[float]) -> None:
@@ -106,11 +123,15 @@ class Objective:
                       for s in styles]
         self.style_weights = [float(w) for w in style_weights]
 
-    def costs(self, g: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def costs(self, g: tf.Tensor, targets: tuple[tf.Tensor, list[list[tf.Tensor]]] | None = None
+              ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(J, J_content, J_style) of G (1, H, W, 3), scalars; ``targets`` = (content-layer
+        activations of C, Gram matrices [style][layer]), by default those set last."""
+        a_C, grams_all = targets if targets is not None else (self.a_C[-1], self.grams)
         a_G = self.model(vgg_input(g, self.preprocess))
-        J_content = compute_content_cost(self.a_C, a_G)
+        J_content = compute_content_cost([a_C], a_G)
         J_style = 0.0
-        for w_s, grams in zip(self.style_weights, self.grams, strict=True):
+        for w_s, grams in zip(self.style_weights, grams_all, strict=True):
             for (_, lam), G_S, a in zip(self.style_layers, grams, a_G[:-1], strict=True):
                 n_C = tf.cast(tf.shape(a)[-1], a.dtype)
                 J_style += w_s * lam * tf.reduce_sum((G_S - normalized_gram(a)) ** 2) / (
@@ -122,17 +143,28 @@ class Objective:
             J += self.tv_weight * total_variation_cost(g)
         return J, J_content, J_style
 
-    def value_and_gradient(self) -> Callable[[tf.Tensor], tuple]:
-        """A compiled ``f(G) -> (J, J_content, J_style, dJ/dG)``: one forward+backward pass."""
+    def value_and_gradient(self, xla: bool = False) -> Callable[[tf.Tensor], tuple]:
+        """A compiled ``f(G) -> (J, J_content, J_style, dJ/dG)``: one forward+backward pass,
+        on the targets set last. Traced once for every size (the image and the targets are
+        arguments whose height and width are left open); ``xla``: compiled by XLA, once
+        per size (see `XLA_MIN_PIXELS`)."""
+        if xla not in self._compiled:
+            def spec(t: tf.Tensor, open_size: bool = False) -> tf.TensorSpec:
+                shape = [1, None, None, t.shape[-1]] if open_size else t.shape
+                return tf.TensorSpec(shape, t.dtype)
 
-        @tf.function
-        def f(g):
-            with tf.GradientTape() as tape:
-                tape.watch(g)
-                J, J_content, J_style = self.costs(g)
-            return J, J_content, J_style, tape.gradient(J, g)
+            signature = (spec(tf.zeros([1, 1, 1, 3]), True), spec(self.a_C[-1], True),
+                         [[spec(G) for G in grams] for grams in self.grams])
 
-        return f
+            @tf.function(input_signature=signature, jit_compile=xla)
+            def compiled(g, a_C, grams):
+                with tf.GradientTape() as tape:
+                    tape.watch(g)
+                    J, J_content, J_style = self.costs(g, (a_C, grams))
+                return J, J_content, J_style, tape.gradient(J, g)
+
+            self._compiled[xla] = compiled
+        return lambda g: self._compiled[xla](g, self.a_C[-1], self.grams)
 
 
 class _Recorder:
@@ -295,7 +327,7 @@ def stylize_fast(content: Any, style: Any | Sequence[Any], size: int | tuple[int
                 g = tf.image.resize(g, (h, w), method="bilinear").numpy().clip(0, 1)
             n = passes // len(sizes) + (passes % len(sizes) if k == len(sizes) - 1 else 0)
             last = k == len(sizes) - 1
-            f = objective.value_and_gradient()
+            f = objective.value_and_gradient(xla=h * w >= XLA_MIN_PIXELS)
             if last:  # only the final scale's images compete for "best"
                 rec.best_J, rec.best = np.inf, None
             run = _run_lbfgs if optimizer == "lbfgs" else (
