@@ -462,8 +462,8 @@ fig.savefig(output_path("art_generation_feedforward.png"), dpi=100)
 # - The style of one layer is its Gram matrix: which filters fire together, not where.
 #   Several layers, weighted, capture style at several scales.
 # - The total cost $\alpha J_{content} + \beta J_{style}$ is minimised by gradient descent
-#   through `tf.GradientTape`; L-BFGS and coarse-to-fine reach the same cost in far fewer
-#   passes.
+#   through `tf.GradientTape`; L-BFGS reaches the same cost in far fewer passes (coarse
+#   scales are cheaper passes, but they optimise a different image size).
 # - A network trained to stylise (Johnson et al.; for any style image, Ghiasi et al.)
 #   needs one forward pass instead of an optimisation, but it was trained for a loss on
 #   average, not for this image's $J$: for one image the optimisation gets a lower cost.
