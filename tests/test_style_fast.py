@@ -75,14 +75,21 @@ def test_lbfgs_box_finds_the_clipped_minimum_of_a_separable_quadratic():
     assert len(evals) <= 200
 
 
-@pytest.mark.slow
-def test_objective_with_controls_off_is_the_course_objective(vgg, images):
-    content = tf.constant(load_image(images[0], 64)[None])
-    style = tf.constant(load_image(images[1], 64)[None])
-    g = tf.constant(np.random.default_rng(2).random((1, 64, 64, 3)), tf.float32)
+def course_objective(vgg, images, size, seed):
+    """The course's layers on the sample content and style at ``size``, a random G, and
+    the fast path's `Objective` with every control off: (model, content, style, g, it)."""
+    content = tf.constant(load_image(images[0], size)[None])
+    style = tf.constant(load_image(images[1], size)[None])
+    g = tf.constant(np.random.default_rng(seed).random((1, size, size, 3)), tf.float32)
     model = get_layer_outputs(vgg, STYLE_LAYERS + CONTENT_LAYER)
     objective = Objective(model, STYLE_LAYERS, 10, 40, 0.0, "course")
     objective.set_targets(content, [style], [1.0])
+    return model, content, style, g, objective
+
+
+@pytest.mark.slow
+def test_objective_with_controls_off_is_the_course_objective(vgg, images):
+    model, content, style, g, objective = course_objective(vgg, images, 64, seed=2)
     J, J_content, J_style = objective.costs(g)
     a_C, a_S, a_G = model(content), model(style), model(g)
     np.testing.assert_allclose(float(J_content), float(compute_content_cost(a_C, a_G)),
@@ -96,12 +103,7 @@ def test_objective_with_controls_off_is_the_course_objective(vgg, images):
 def test_compiled_pass_is_the_course_cost_and_its_gradient(vgg, images, xla):
     """One pass of the fast path (hand-written Gram gradient; with or without XLA) gives
     the course's J and the gradient automatic differentiation takes of the course's code."""
-    content = tf.constant(load_image(images[0], 48)[None])
-    style = tf.constant(load_image(images[1], 48)[None])
-    g = tf.constant(np.random.default_rng(3).random((1, 48, 48, 3)), tf.float32)
-    model = get_layer_outputs(vgg, STYLE_LAYERS + CONTENT_LAYER)
-    objective = Objective(model, STYLE_LAYERS, 10, 40, 0.0, "course")
-    objective.set_targets(content, [style], [1.0])
+    model, content, style, g, objective = course_objective(vgg, images, 48, seed=3)
     J, _, _, grad = objective.value_and_gradient(xla=xla)(g)
     a_C, a_S = model(content), model(style)
     with tf.GradientTape() as tape:
