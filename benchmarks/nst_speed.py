@@ -23,7 +23,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from timing import median_seconds
+from timing import median_seconds, seconds
 
 from nbutils.images import load_image
 from nbutils.samples import sample_image_path
@@ -99,11 +99,6 @@ def main() -> None:
     # load hits them alike. A round: bare pass, Adam step, an L-BFGS run of 3 passes at full
     # size (its last two, recorder and NumPy work included, are the steps timed), bare
     # pass, Adam step. The median over rounds of each ratio is reported.
-    def seconds(fn) -> float:
-        t = time.perf_counter()
-        fn()
-        return time.perf_counter() - t
-
     rounds = []
     for _ in range(args.step_rounds):
         bare = [seconds(lambda: bare_pass(content).numpy())]

@@ -7,13 +7,15 @@ import time
 from collections.abc import Callable
 
 
+def seconds(fn: Callable[[], object]) -> float:
+    """Wall time of one call ``fn()``."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def median_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls, after one warm-up call (which
     also traces and compiles)."""
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(seconds(fn) for _ in range(repeats))

@@ -28,11 +28,12 @@ from PIL import Image
 
 from nbutils import images as images_module
 from nbutils.atomic import AtomicWriteError
+from nbutils.cli_options import float_option, int_option
 from nbutils.faces import database as database_module
 from nbutils.faces.database import FaceDatabase
 from nbutils.images import MAX_PIXELS, ImageError, load_image
 from nbutils.style import __main__ as cli
-from nbutils.style.options import VGG19_LAYER_NAMES, float_option, int_option
+from nbutils.style.options import VGG19_LAYER_NAMES
 
 # --------------------------------------------------------------------------- zip bombs
 

@@ -32,20 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from nbutils.cli_options import file_problem, float_option, folder_problem, int_option
 from nbutils.images import MAX_PIXELS, ImageError, load_image, save_image
 from nbutils.style.color import PRESERVE_COLOR
 from nbutils.style.fast import OPTIMIZERS, POOLING, PREPROCESS, stylize_fast
 from nbutils.style.feedforward import MAX_CONTENT_PIXELS, MIN_CONTENT_SIDE, stylize_feedforward
 from nbutils.style.optimize import INITS
-from nbutils.style.options import (
-    INT64_MAX,
-    INT64_MIN,
-    VGG19_LAYER_NAMES,
-    file_problem,
-    float_option,
-    folder_problem,
-    int_option,
-)
+from nbutils.style.options import INT64_MAX, INT64_MIN, VGG19_LAYER_NAMES
 
 # Peak memory of one VGG19 forward+backward pass, per output pixel, measured at 400 x 400
 # (1.3 GB, see benchmarks/step_time.py), with a margin: used to refuse sizes that cannot fit.

@@ -111,14 +111,14 @@ class Objective:
     beta: float
     tv_weight: float
     preprocess: str
-    a_C: list[tf.Tensor] = field(default_factory=list)
+    a_C: tf.Tensor | None = None  # the content layer's activations of C
     grams: list[list[tf.Tensor]] = field(default_factory=list)  # [style][layer]
     style_weights: list[float] = field(default_factory=list)
     _compiled: dict[bool, Any] = field(default_factory=dict, init=False, repr=False)
 
     def set_targets(self, content: tf.Tensor, styles: Sequence[tf.Tensor],
                     style_weights: Sequence[float]) -> None:
-        self.a_C = self.model(vgg_input(content, self.preprocess))
+        self.a_C = self.model(vgg_input(content, self.preprocess))[-1]
         self.grams = [[normalized_gram(a) for a in self.model(vgg_input(s, self.preprocess))[:-1]]
                       for s in styles]
         self.style_weights = [float(w) for w in style_weights]
@@ -127,7 +127,7 @@ class Objective:
               ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(J, J_content, J_style) of G (1, H, W, 3), scalars; ``targets`` = (content-layer
         activations of C, Gram matrices [style][layer]), by default those set last."""
-        a_C, grams_all = targets if targets is not None else (self.a_C[-1], self.grams)
+        a_C, grams_all = targets if targets is not None else (self.a_C, self.grams)
         a_G = self.model(vgg_input(g, self.preprocess))
         J_content = compute_content_cost([a_C], a_G)
         J_style = 0.0
@@ -153,7 +153,7 @@ class Objective:
                 shape = [1, None, None, t.shape[-1]] if open_size else t.shape
                 return tf.TensorSpec(shape, t.dtype)
 
-            signature = (spec(tf.zeros([1, 1, 1, 3]), True), spec(self.a_C[-1], True),
+            signature = (spec(tf.zeros([1, 1, 1, 3]), True), spec(self.a_C, True),
                          [[spec(G) for G in grams] for grams in self.grams])
 
             @tf.function(input_signature=signature, jit_compile=xla)
@@ -164,7 +164,7 @@ class Objective:
                 return J, J_content, J_style, tape.gradient(J, g)
 
             self._compiled[xla] = compiled
-        return lambda g: self._compiled[xla](g, self.a_C[-1], self.grams)
+        return lambda g: self._compiled[xla](g, self.a_C, self.grams)
 
 
 class _Recorder:

@@ -8,11 +8,8 @@
 
 from __future__ import annotations
 
-from nbutils.cli_options import file_problem, float_option, folder_problem, int_option
 from nbutils.weights.vgg19 import VGG19_CONV_LAYERS
 
-__all__ = ["INT64_MAX", "INT64_MIN", "VGG19_LAYER_NAMES", "file_problem", "float_option",
-           "folder_problem", "int_option"]
 #: VGG19's convolution and pooling layers, as Keras names them (the input layer excluded).
 VGG19_LAYER_NAMES: tuple[str, ...] = tuple(
     name
