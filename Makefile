@@ -14,7 +14,7 @@ NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 # Notebooks run with their own folder as working directory; their results go here.
 export NBUTILS_OUTPUT_DIR := $(CURDIR)/outputs
 # The sources of the notebooks are notebooks/*.py (jupytext); the suite runs each stored
-# notebook small, its parameters cell overridden by the one preset, nbutils/presets/ci.yaml.
+# notebook small, its parameters cell overridden by the one preset, nbutils/lab/presets/ci.yaml.
 PRESET := ci
 NBVAL_DIR := build/nbval
 LINTED := nbutils tests benchmarks tools notebooks
@@ -110,7 +110,7 @@ nbgrader-check: prepare nbgrader-venv
 	$(NBGRADER_CHECK)
 
 student: venv
-	$(PY) -m nbutils.exercises --out student notebooks/art_generation.py notebooks/face_recognition.py
+	$(PY) -m nbutils.lab.exercises --out student notebooks/art_generation.py notebooks/face_recognition.py
 
 clean:
 	rm -rf outputs build .pytest_cache $(NBGRADER_VENV)

@@ -23,7 +23,7 @@ drifting load falls on all alike. Milvus Lite (HNSW by AUTOINDEX) is measured on
 ~0.09 s at 10^4 and ~1.2 s at 10^5 here), against an exact gallery of those. ann runs with
 its defaults, as a user gets them: enrolled 10,000 people per ``add_many``, it trains its
 IVF lists at 16,384 descriptors and retrains them as the gallery grows (nlist and nprobe
-follow N, `nbutils.faces.gallery.ann.cells_for`); the last line quotes it. ``--nprobe``
+follow N, `nbutils.extras.gallery.ann.cells_for`); the last line quotes it. ``--nprobe``
 adds runs with nprobe fixed, for comparison. BLAS and faiss run on one thread, so the
 ratios compare algorithms, not core counts; all are measured in this one process.
 
@@ -49,7 +49,7 @@ from typing import NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from nbutils.faces.gallery import Gallery, open_gallery  # noqa: E402
+from nbutils.extras.gallery import Gallery, open_gallery  # noqa: E402
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

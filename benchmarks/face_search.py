@@ -9,7 +9,7 @@ Prints both median times, their ratio, and checks that both answer the same.
 
 Then, when faiss-cpu is installed (``nbutils[ann]``), the same number of random *unit*
 descriptors go into an exact and an ann gallery
-(`nbutils.faces.gallery`), enrolled person by person as a real gallery grows; queries lie
+(`nbutils.extras.gallery`), enrolled person by person as a real gallery grows; queries lie
 at distance 0.4 from one enrolled photo (a same-person distance). Prints each backend's
 median ``identify`` time, their ratio, and recall@1: how often the ann backend names the
 exact backend's person. ``--hnsw`` also times the HNSW graphs that were measured against
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nbutils.extras.gallery import open_gallery
 from nbutils.faces.database import FaceDatabase
-from nbutils.faces.gallery import open_gallery
 
 
 def who_is_it_loop(query: np.ndarray, database: dict[str, np.ndarray]) -> tuple[float, str]:

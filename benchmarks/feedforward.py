@@ -29,12 +29,19 @@ import numpy as np
 import tensorflow as tf
 from timing import median_seconds
 
+from nbutils._internal.weights.registry import STYLE_PREDICT_ONNX, STYLE_TRANSFORM_ONNX
+from nbutils.extras.feedforward import (
+    STYLE_SIZE,
+    STYLE_VECTOR_SIZE,
+    style_vector,
+    stylize_feedforward,
+    transform,
+)
 from nbutils.images import load_image
 from nbutils.samples import sample_image_path
-from nbutils.style import CONTENT_LAYER, STYLE_LAYERS, get_layer_outputs, stylize_feedforward
-from nbutils.style.feedforward import STYLE_SIZE, STYLE_VECTOR_SIZE, style_vector, transform
-from nbutils.weights import load_vgg19
-from nbutils.weights.registry import STYLE_PREDICT_ONNX, STYLE_TRANSFORM_ONNX
+from nbutils.style.costs import CONTENT_LAYER, STYLE_LAYERS
+from nbutils.style.optimize import get_layer_outputs
+from nbutils.vgg19 import load_vgg19
 
 CONTENT_SIZE = 384  # the transform network's native size in the ONNX file
 

@@ -25,19 +25,18 @@ import numpy as np
 import tensorflow as tf
 from timing import median_seconds, seconds
 
+from nbutils.extras.fast_style import stylize_fast
 from nbutils.images import load_image
 from nbutils.samples import sample_image_path
-from nbutils.style import (
-    CONTENT_LAYER,
-    STYLE_LAYERS,
+from nbutils.style.costs import CONTENT_LAYER, STYLE_LAYERS
+from nbutils.style.optimize import (
     get_layer_outputs,
     initial_generated_image,
     make_train_step,
     stylize,
-    stylize_fast,
     to_batch,
 )
-from nbutils.weights import load_vgg19
+from nbutils.vgg19 import load_vgg19
 
 
 def main() -> None:
@@ -120,7 +119,7 @@ def main() -> None:
 
 
 def model_cost(model, a_C, a_S, g) -> tf.Tensor:
-    from nbutils.style import compute_content_cost, compute_style_cost, total_cost
+    from nbutils.style.costs import compute_content_cost, compute_style_cost, total_cost
 
     a_G = model(g)
     return total_cost(compute_content_cost(a_C, a_G), compute_style_cost(a_S, a_G))

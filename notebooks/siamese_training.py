@@ -39,24 +39,21 @@ import tensorflow as tf
 
 from nbutils.plots import plot_embedding_2d, plot_roc, plot_training_curves, show_images
 from nbutils.settings import output_path
-from nbutils.siamese import (
-    MINING_STRATEGIES,
+from nbutils.siamese.evaluate import one_shot_table, pca_project
+from nbutils.siamese.glyphs import make_glyph_dataset, sample_grid
+from nbutils.siamese.mining import MINING_STRATEGIES
+from nbutils.siamese.model import embed, train_encoder
+from nbutils.siamese.verification import (
     accuracy_at,
     auc,
     distance_roc,
-    embed,
     equal_error_rate,
-    make_glyph_dataset,
     make_pairs,
-    one_shot_table,
     pair_features,
     pick_threshold,
     roc_curve,
-    sample_grid,
-    train_encoder,
     train_logistic_head,
 )
-from nbutils.siamese.evaluate import pca_project
 
 # %% [markdown]
 # ### Settings
@@ -65,7 +62,7 @@ from nbutils.siamese.evaluate import pca_project
 # `PER_CLASS` renderings per character,
 # `EPISODES` one-shot episodes per score. The defaults take about five minutes on a 2-core
 # CPU; the test suite runs the same cells small by overriding this `parameters` cell with
-# papermill (`nbutils/presets/ci.yaml`).
+# papermill (`nbutils/lab/presets/ci.yaml`).
 
 # %% tags=["parameters"]
 STEPS = 1000

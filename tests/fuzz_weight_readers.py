@@ -37,10 +37,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import lz4.frame  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nbutils.weights.integrity import WeightsError  # noqa: E402
-from nbutils.weights.joblib_file import read_joblib_arrays  # noqa: E402
-from nbutils.weights.registry import MTCNN_WEIGHTS, VGG19_Q8  # noqa: E402
-from nbutils.weights.torch_file import read_legacy_torch_file  # noqa: E402
+from nbutils._internal.weights.integrity import WeightsError  # noqa: E402
+from nbutils._internal.weights.joblib_file import read_joblib_arrays  # noqa: E402
+from nbutils._internal.weights.registry import MTCNN_WEIGHTS, VGG19_Q8  # noqa: E402
+from nbutils._internal.weights.torch_file import read_legacy_torch_file  # noqa: E402
 
 INTERESTING_INTS = [0, 1, -1, 2, 255, 256, 2**15, 2**31 - 1, 2**31, 2**32 - 1, 2**40,
                     2**62, 2**63 - 1, -(2**63), -(2**31)]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nbutils.atomic import AtomicWriteError, atomic_write, remove_stale_temporaries
+from nbutils._internal.atomic import AtomicWriteError, atomic_write, remove_stale_temporaries
 
 NBUTILS = Path(__file__).resolve().parent.parent / "nbutils"
 
@@ -67,7 +67,7 @@ def test_new_file_gets_the_umask_like_open(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from nbutils.atomic import atomic_write
+    from nbutils._internal.atomic import atomic_write
     with atomic_write(sys.argv[1]) as f:
         f.write(b"x" * 100_000)
         f.flush()
@@ -128,7 +128,7 @@ def test_errors_name_the_target_and_what_to_do(tmp_path):
 
 
 def test_atomic_write_is_the_only_writer_that_renames_into_place():
-    """No module but nbutils/atomic.py renames temporary files over a target itself."""
+    """No module but nbutils/_internal/atomic.py renames temporary files over a target itself."""
     offenders = []
     for path in NBUTILS.rglob("*.py"):
         if path.name == "atomic.py":

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nbutils import checks
-from nbutils.checks import EXERCISES, GRADED
-from nbutils.checks.core import decode, encode, references_withheld
+from nbutils.lab import checks
+from nbutils.lab.checks import EXERCISES, GRADED
+from nbutils.lab.checks.core import decode, encode, references_withheld
 
 
 def reference(name):

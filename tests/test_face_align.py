@@ -6,10 +6,10 @@ import joblib
 import numpy as np
 import pytest
 
-from nbutils import weights as w
+from nbutils._internal import weights as w
+from nbutils._internal.weights.registry import MTCNN_WEIGHTS
 from nbutils.faces import align
 from nbutils.faces.detect import detect_faces
-from nbutils.weights.registry import MTCNN_WEIGHTS
 
 
 def test_similarity_transform_recovers_a_known_transform():

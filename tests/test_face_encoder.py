@@ -16,16 +16,16 @@ import keras
 import numpy as np
 import pytest
 
-from nbutils.faces import dlib_format as df
-from nbutils.faces import encoder as enc
-from nbutils.weights import (
+from nbutils._internal import dlib_format as df
+from nbutils._internal.weights import registry
+from nbutils._internal.weights.integrity import (
     ChecksumError,
     WeightsError,
     WeightsNotFoundError,
     arrays_digest,
-    registry,
 )
-from nbutils.weights.registry import FACE_RESNET
+from nbutils._internal.weights.registry import FACE_RESNET
+from nbutils.faces import encoder as enc
 
 DATA = Path(__file__).parent / "data"
 

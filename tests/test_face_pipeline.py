@@ -7,21 +7,18 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from nbutils.faces import (
-    FaceDatabase,
-    NoFaceFoundError,
-    database_from_folder,
-    enroll_photos,
-    img_to_encoding,
-    largest_face_chip,
-    load_face_encoder,
-    pairwise_distances,
-)
 from nbutils.faces import enroll as enroll_module
 from nbutils.faces.align import align_face
+from nbutils.faces.database import FaceDatabase
 from nbutils.faces.detect import DETECT_SIZE, detect_faces, load_detector, onet_patches
-from nbutils.faces.encoder import DISTANCE_THRESHOLD, encode_chips
-from nbutils.faces.enroll import encode_photos, face_chip
+from nbutils.faces.encoder import DISTANCE_THRESHOLD, encode_chips, load_face_encoder
+from nbutils.faces.enroll import database_from_folder, encode_photos, enroll_photos, face_chip
+from nbutils.faces.recognition import (
+    NoFaceFoundError,
+    img_to_encoding,
+    largest_face_chip,
+    pairwise_distances,
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nbutils.faces import (
-    EmptyDatabaseError,
-    FaceDatabase,
-    FaceEncodingWarning,
+from nbutils.faces.database import EmptyDatabaseError, FaceDatabase
+from nbutils.faces.encoder import load_face_encoder
+from nbutils.faces.enroll import FaceEncodingWarning, database_from_folder, enroll_photos
+from nbutils.faces.recognition import (
     NoFaceFoundError,
-    database_from_folder,
-    enroll_photos,
     find_faces,
     img_to_encoding,
-    load_face_encoder,
     pairwise_distances,
     pixel_distance,
     verify,

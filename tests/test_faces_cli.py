@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from nbutils.faces import DISTANCE_THRESHOLD, cli
-from nbutils.faces.__main__ import build_parser, main
-from nbutils.faces.gallery import open_gallery
+from nbutils.extras.cli import faces_checks as cli
+from nbutils.extras.cli.faces import build_parser, main
+from nbutils.extras.gallery import open_gallery
+from nbutils.faces.encoder import DISTANCE_THRESHOLD
 from nbutils.samples import real_photo_path
 
 

@@ -27,14 +27,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nbutils._internal.weights.download import fetch
+from nbutils._internal.weights.integrity import ChecksumError, WeightsNotFoundError
+from nbutils._internal.weights.registry import (
+    FEEDFORWARD_FILES,
+    STYLE_PREDICT_ONNX,
+    STYLE_TRANSFORM_ONNX,
+)
+from nbutils.extras import feedforward as ff
+from nbutils.extras.feedforward import stylize_feedforward
+from nbutils.extras.onnx_graph import OnnxGraphError, read_onnx_graph
+from nbutils.extras.onnx_layers import (
+    ConditionalInstanceNorm,
+    FakeQuant,
+    ReflectionPad2D,
+    fake_quantize,
+)
 from nbutils.images import ImageError, ImageNotFoundError, load_image
 from nbutils.samples import sample_image_path
-from nbutils.style import feedforward as ff
-from nbutils.style import stylize_feedforward
-from nbutils.style.layers import ConditionalInstanceNorm, FakeQuant, ReflectionPad2D, fake_quantize
-from nbutils.style.onnx_graph import OnnxGraphError, read_onnx_graph
-from nbutils.weights import ChecksumError, WeightsNotFoundError, fetch
-from nbutils.weights.registry import FEEDFORWARD_FILES, STYLE_PREDICT_ONNX, STYLE_TRANSFORM_ONNX
 
 NETWORKS = {"predictor": (STYLE_PREDICT_ONNX, ff.style_predictor),
             "transformer": (STYLE_TRANSFORM_ONNX, ff.style_transformer)}
@@ -63,7 +73,7 @@ def fresh_networks():
 def dequantize(q, scale, zero_point, axis=1):
     """ONNX DequantizeLinear, as onnxruntime computes it: ``float(q - zero_point) * scale``,
     per channel along ``axis`` when ``scale`` is a 1-D array (written here from the ONNX
-    specification, not taken from `nbutils.style.onnx_graph`)."""
+    specification, not taken from `nbutils.extras.onnx_graph`)."""
     if scale.ndim == 1:
         shape = [1] * q.ndim
         shape[axis] = -1

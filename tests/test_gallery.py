@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbutils.faces.database import EmptyDatabaseError, FaceDatabase
-from nbutils.faces.gallery import (
+from nbutils.extras.gallery import (
     DEFAULT_THRESHOLD,
     MAX_NAME_BYTES,
     BackendNotInstalledError,
@@ -30,6 +29,7 @@ from nbutils.faces.gallery import (
     UnknownPersonError,
     open_gallery,
 )
+from nbutils.faces.database import EmptyDatabaseError, FaceDatabase
 
 DIM = 16
 THRESHOLD = 1.0  # random N(0, 1) 16-d descriptors lie ~5.7 apart; queries ~0.2 from one
@@ -399,7 +399,7 @@ def test_ann_cells_and_probes_follow_the_gallerys_size(tmp_path):
     """nlist = 4 sqrt(N) rounded to a power of two, at least 39 descriptors per cell;
     nprobe = max(16, sqrt(nlist) / 4), at most nlist (worked out by hand)."""
     pytest.importorskip("faiss")
-    from nbutils.faces.gallery.ann import cells_for, probes_for
+    from nbutils.extras.gallery.ann import cells_for, probes_for
 
     # 4 sqrt(N) = 40 at N = 100 -> 32, but 39 points per cell allow only 2; 126 -> 128 at
     # 1,000, only 16 allowed; 512 at 16,384, only 256 allowed (512 x 39 > 16,384); 566 ->
@@ -529,9 +529,9 @@ def test_the_gallery_stays_apart_from_the_photo_pipeline():
 
     modules = module_files(ROOT, "nbutils")
     graph = import_graph(modules)
-    gallery = {m for m in modules if _is_within(m, ("nbutils.faces.gallery",))}
-    assert {"nbutils.faces.gallery.exact", "nbutils.faces.gallery.ann",
-            "nbutils.faces.gallery.milvus"} <= gallery
+    gallery = {m for m in modules if _is_within(m, ("nbutils.extras.gallery",))}
+    assert {"nbutils.extras.gallery.exact", "nbutils.extras.gallery.ann",
+            "nbutils.extras.gallery.milvus"} <= gallery
     pulled_in = gallery.union(*(reachable(graph, m) for m in gallery))
     assert "nbutils.faces" not in pulled_in
     offending = {(module, name) for module in pulled_in

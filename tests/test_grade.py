@@ -1,4 +1,4 @@
-"""The grader (`python -m nbutils.grade`): completed, blank and wrong notebooks get their
+"""The grader (`python -m nbutils.lab.grade`): completed, blank and wrong notebooks get their
 scores, and every way found to get the points without the work scores 0."""
 
 import importlib
@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from conftest import fixture_notebook
 
-from nbutils import exercises, grade
-from nbutils.checks import GRADED
+from nbutils.lab import exercises, grade
+from nbutils.lab.checks import GRADED
 
 NAMES = ["gram_matrix", "total_cost", "triplet_loss"]
 STUDENT = Path(__file__).resolve().parent.parent / "notebooks" / "art_generation.py"
@@ -97,8 +97,8 @@ WRAP_REFERENCE = {
 # A cell in the student's kernel that makes every check there pass, and forges the old
 # grader's report line through print.
 PATCH_KERNEL = """
-import builtins, json, nbutils.checks as c, nbutils.checks.core as core
-from nbutils.checks import CheckResult
+import builtins, json, nbutils.lab.checks as c, nbutils.lab.checks.core as core
+from nbutils.lab.checks import CheckResult
 passed = lambda fn, seed=None: CheckResult(True, "All tests passed")
 for name in list(c.CHECKS):
     c.CHECKS[name] = passed
@@ -120,7 +120,7 @@ OVERWRITE_REFERENCE = {
                     "def triplet_loss(y_true, y_pred, alpha=0.2):\n    return 0.0"}
 # Forge what the answers' process sends back: an answer patching that process itself.
 FORGE_OUTCOMES = {
-    "gram_matrix": "import nbutils.answers as a, nbutils.checks.core as core\n"
+    "gram_matrix": "import nbutils.lab.answers as a, nbutils.lab.checks.core as core\n"
                    "a.answer_outcomes = core.answer_outcomes = lambda *args: [{'value': 0.0}]\n"
                    "def gram_matrix(A):\n    return 0.0",
     "total_cost": "import os\nfor fd in range(3, 30):  # whichever is the channel back\n"
@@ -167,7 +167,7 @@ def test_hidden_cases_not_readable_from_the_kernel(tmp_path):
            "    with open(f'seen_by_{where}.txt', 'a') as f:\n"
            "        f.write(hashlib.sha256(A.numpy().tobytes()).hexdigest() + '\\n')\n"
            "    return A @ tf.transpose(A)")
-    kernel = ("from nbutils.checks import check_gram_matrix\n"
+    kernel = ("from nbutils.lab.checks import check_gram_matrix\n"
               "for seed in [None, *range(50)]:\n    check_gram_matrix(gram_matrix, seed=seed)")
     path = student_notebook(tmp_path, "spy", {**COMPLETED, "gram_matrix": spy}, after=[kernel])
     result, by_name = graded(path, ("seed", 987654321))

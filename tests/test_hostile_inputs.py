@@ -27,13 +27,13 @@ import pytest
 from PIL import Image
 
 from nbutils import images as images_module
-from nbutils.atomic import AtomicWriteError
-from nbutils.cli_options import float_option, int_option
+from nbutils._internal.atomic import AtomicWriteError
+from nbutils.extras.cli import style as cli
+from nbutils.extras.cli.options import float_option, int_option
 from nbutils.faces import database as database_module
 from nbutils.faces.database import FaceDatabase
 from nbutils.images import MAX_PIXELS, ImageError, load_image
-from nbutils.style import __main__ as cli
-from nbutils.style.options import VGG19_LAYER_NAMES
+from nbutils.vgg19 import VGG19_LAYER_NAMES
 
 # --------------------------------------------------------------------------- zip bombs
 

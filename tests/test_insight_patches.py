@@ -36,7 +36,7 @@ from nbutils.insight.receptive import (
     input_window,
     receptive_fields,
 )
-from nbutils.weights import load_vgg19
+from nbutils.vgg19 import load_vgg19
 
 L = keras.layers
 

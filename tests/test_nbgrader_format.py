@@ -1,4 +1,4 @@
-"""nbgrader source assignments (``python -m nbutils.exercises --format nbgrader``), without
+"""nbgrader source assignments (``python -m nbutils.lab.exercises --format nbgrader``), without
 nbgrader: `make nbgrader-check` runs the real one (tools/nbgrader_roundtrip.py)."""
 
 import ast
@@ -9,10 +9,10 @@ import nbformat
 import pytest
 from traitlets.config import Config
 
-from nbutils import exercises, nbgrader
-from nbutils.checks import CHECKS, GRADED
-from nbutils.exercises import cli as exercises_cli
-from nbutils.parameters import load_preset
+from nbutils.lab import exercises, nbgrader
+from nbutils.lab.checks import CHECKS, GRADED
+from nbutils.lab.exercises import cli as exercises_cli
+from nbutils.lab.parameters import load_preset
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SOURCES = {"art_generation": list(GRADED)[:6], "face_recognition": list(GRADED)[6:]}
@@ -135,7 +135,7 @@ def test_test_cell_runs_the_visible_then_the_hidden_check(source):
         if "check" in role(cell):
             graded, check = role(cell)["check"], CHECKS[role(cell)["check"]].__name__
             assert cell.source == (
-                f"from nbutils.checks import {check}\n"
+                f"from nbutils.lab.checks import {check}\n"
                 f"result = {check}({graded})\nassert result.passed, result.message\n"
                 f"### BEGIN HIDDEN TESTS\n"
                 f"result = {check}({graded}, seed={SEED})\nassert result.passed, result.message\n"

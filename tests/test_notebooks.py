@@ -10,7 +10,7 @@ import jupytext
 import nbformat
 import pytest
 
-from nbutils.parameters import load_preset, notebook_parameters
+from nbutils.lab.parameters import load_preset, notebook_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -1,4 +1,4 @@
-"""`nbutils.npz.read_npz` on its own: good files round trip; a zip bomb, a lying header, a
+"""`nbutils._internal.npz.read_npz` on its own: good files round trip; a zip bomb, a lying header, a
 truncated member, pickled objects and oversized directories are refused, naming the array."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from test_hostile_inputs import _deflated, _deflated_npy_of_zeros, _npy_header, _write_raw_zip
 
-from nbutils import npz
-from nbutils.npz import NpzError, NpzTooLarge, read_npz
+from nbutils._internal import npz
+from nbutils._internal.npz import NpzError, NpzTooLarge, read_npz
 
 GOOD = {
     "scalar": np.array(7, np.int64),

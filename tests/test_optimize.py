@@ -7,19 +7,21 @@ import tensorflow as tf
 
 from nbutils.images import load_image
 from nbutils.samples import sample_image_path
-from nbutils.style import (
+from nbutils.style.costs import (
     CONTENT_LAYER,
     STYLE_LAYERS,
     compute_content_cost,
     compute_style_cost,
+    total_cost,
+)
+from nbutils.style.optimize import (
     get_layer_outputs,
     initial_generated_image,
     make_train_step,
     stylize,
     to_batch,
-    total_cost,
 )
-from nbutils.weights import load_vgg19
+from nbutils.vgg19 import load_vgg19
 
 SIZE = 64
 

@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nbutils.parameters import (
+from nbutils.lab.parameters import (
     ParametersError,
     apply_preset,
     load_preset,

@@ -11,10 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbutils.faces import DISTANCE_THRESHOLD, img_to_encoding, load_face_encoder
+from nbutils._internal.dlib_format import DISTANCE_THRESHOLD
+from nbutils._internal.weights import download
+from nbutils._internal.weights.download import fetch
+from nbutils._internal.weights.integrity import ChecksumError, WeightsNotFoundError
+from nbutils._internal.weights.registry import (
+    FACE_RECOGNITION,
+    REAL_PHOTO_FILES,
+    REAL_PHOTOS_FOLDER,
+)
+from nbutils.faces.encoder import load_face_encoder
+from nbutils.faces.recognition import img_to_encoding
 from nbutils.samples import REAL_PHOTOS, real_photo_path
-from nbutils.weights import ChecksumError, WeightsNotFoundError, download, fetch
-from nbutils.weights.registry import FACE_RECOGNITION, REAL_PHOTO_FILES, REAL_PHOTOS_FOLDER
 
 # Written down independently of the registry: the sdist's digest as PyPI publishes it, and
 # each photo's digest, computed once from that sdist.

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbutils.atomic import AtomicWriteError
+from nbutils._internal.atomic import AtomicWriteError
+from nbutils._internal.weights import integrity
+from nbutils._internal.weights.download import FetchError, fetch
+from nbutils._internal.weights.integrity import ChecksumError, WeightsNotFoundError
+from nbutils._internal.weights.registry import REQUIRED_FILES, PackageFile, RegistryPackage
 from nbutils.settings import cache_dir, output_path
-from nbutils.weights import ChecksumError, FetchError, WeightsNotFoundError, fetch, integrity
-from nbutils.weights.registry import REQUIRED_FILES, PackageFile, RegistryPackage
 
 CONTENT = b"weights " * 1000
 

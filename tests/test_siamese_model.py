@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from nbutils.siamese import (
+from nbutils.siamese.evaluate import one_shot_accuracy
+from nbutils.siamese.glyphs import make_glyph_dataset
+from nbutils.siamese.model import (
     build_encoder,
     embed,
-    make_glyph_dataset,
-    one_shot_accuracy,
     pk_batches,
+    random_triplet_batches,
     train_encoder,
 )
-from nbutils.siamese.model import random_triplet_batches
 
 
 def brute_force_one_shot(x, labels, classes, n_way, episodes, seed):

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nbutils.images import load_image
-from nbutils.samples import sample_image_path
-from nbutils.style import __main__ as cli
-from nbutils.style.__main__ import (
+from nbutils.extras.cli import style as cli
+from nbutils.extras.cli.style import (
     FEEDFORWARD_OPTIONS,
     METHODS,
     build_parser,
@@ -24,9 +22,8 @@ from nbutils.style.__main__ import (
     parse_args,
     stylize_arguments,
 )
-from nbutils.style.color import PRESERVE_COLOR, describe
-from nbutils.style.costs import STYLE_LAYERS
-from nbutils.style.fast import (
+from nbutils.extras.color import PRESERVE_COLOR, describe
+from nbutils.extras.fast_style import (
     OPTIMIZERS,
     POOLING,
     PREPROCESS,
@@ -34,7 +31,10 @@ from nbutils.style.fast import (
     vgg19_with_pooling,
     vgg_input,
 )
-from nbutils.style.feedforward import stylize_feedforward
+from nbutils.extras.feedforward import stylize_feedforward
+from nbutils.images import load_image
+from nbutils.samples import sample_image_path
+from nbutils.style.costs import STYLE_LAYERS
 from nbutils.style.optimize import INITS, initial_generated_image, stylize
 
 # option dest -> the parameter of stylize_fast it sets

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from nbutils.style.color import (
+from nbutils.extras.color import (
     PRESERVE_COLOR,
     describe,
     luminance_transfer,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nbutils.style import (
+from nbutils.style.costs import (
     CONTENT_LAYER,
     STYLE_LAYERS,
     compute_content_cost,
@@ -165,8 +165,8 @@ def test_course_style_layers():
 def test_course_content_layer_is_the_default_everywhere():
     import inspect
 
+    from nbutils.extras.fast_style import stylize_fast
     from nbutils.style.costs import CONTENT_LAYER_NAME
-    from nbutils.style.fast import stylize_fast
     from nbutils.style.optimize import stylize
 
     assert CONTENT_LAYER == [("block5_conv4", 1)]

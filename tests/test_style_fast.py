@@ -7,26 +7,26 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nbutils.images import load_image
-from nbutils.samples import sample_image_path
-from nbutils.style import (
-    CONTENT_LAYER,
-    STYLE_LAYERS,
-    compute_content_cost,
-    compute_style_cost,
-    total_cost,
-)
-from nbutils.style.color import rgb_to_ycbcr
-from nbutils.style.fast import (
+from nbutils.extras.color import rgb_to_ycbcr
+from nbutils.extras.fast_style import (
     Objective,
     scale_sizes,
     stylize_fast,
     vgg19_with_pooling,
     vgg_input,
 )
-from nbutils.style.lbfgs import lbfgs_box, two_loop_direction
+from nbutils.extras.lbfgs import lbfgs_box, two_loop_direction
+from nbutils.images import load_image
+from nbutils.samples import sample_image_path
+from nbutils.style.costs import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    compute_content_cost,
+    compute_style_cost,
+    total_cost,
+)
 from nbutils.style.optimize import get_layer_outputs
-from nbutils.weights import load_vgg19
+from nbutils.vgg19 import load_vgg19
 
 
 @pytest.fixture(scope="module")

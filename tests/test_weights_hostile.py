@@ -22,12 +22,13 @@ import numpy as np
 import pytest
 from test_weights import Storage, Tensor, fake_torch, write_legacy  # noqa: F401  (fixture)
 
-from nbutils import npz
-from nbutils import weights as w
+from nbutils import vgg19
+from nbutils._internal import npz
+from nbutils._internal import weights as w
+from nbutils._internal.weights import integrity, joblib_file, torch_file
+from nbutils._internal.weights.registry import MTCNN_WEIGHTS
+from nbutils._internal.weights.restricted import MAX_PICKLE_BYTES
 from nbutils.settings import CACHE_ENV
-from nbutils.weights import integrity, joblib_file, torch_file, vgg19
-from nbutils.weights.registry import MTCNN_WEIGHTS
-from nbutils.weights.restricted import MAX_PICKLE_BYTES
 
 TESTS = Path(__file__).parent
 
@@ -50,7 +51,7 @@ def _cache_specs(name: str) -> tuple[str, str, int, Callable[[], dict[str, np.nd
     if name == "vgg19":
         return (vgg19.CACHE_FILE, vgg19.CACHE_ARRAYS_SHA256, vgg19.CACHE_MAX_BYTES,
                 vgg19.quantized_vgg19_arrays)
-    from nbutils.faces import encoder  # imports Keras: only for these cases
+    from nbutils.faces import encoder
 
     return (encoder.CACHE_FILE, encoder.FACE_RESNET_ARRAYS_SHA256, encoder.CACHE_MAX_BYTES,
             encoder.face_resnet_arrays)
@@ -403,7 +404,7 @@ DEEP = 1_000_000  # a tuple nested this deep, one byte a level; hashing it overf
 
 
 def _in_child(reader: str, path: Path) -> subprocess.CompletedProcess:
-    code = ("import sys\nfrom nbutils.weights import WeightsError, " + reader + "\n"
+    code = ("import sys\nfrom nbutils._internal.weights import WeightsError, " + reader + "\n"
             "try:\n    " + reader + "(sys.argv[1], None)\n"
             "except WeightsError as e:\n    print('WeightsError:', str(e)[:300])\n")
     return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,

@@ -7,7 +7,7 @@ its notebooks executed by a ``python3`` kernel that is the project's python (a k
 in a temporary JUPYTER_PATH; every submission reports its kernel's ``sys.prefix``). In a
 fresh course folder:
 
-1. ``python -m nbutils.exercises --format nbgrader`` emits the art and face notebooks, one
+1. ``python -m nbutils.lab.exercises --format nbgrader`` emits the art and face notebooks, one
    assignment each (the hidden seed drawn fresh, as an instructor would);
 2. ``nbgrader generate_assignment``; the release must hold no line of a reference body, no
    solution or hidden-test region and not the hidden seed;
@@ -42,9 +42,9 @@ from typing import Any
 
 import nbformat
 
-from nbutils.checks import GRADED, reference_of
-from nbutils.exercises import reference_body_lines
-from nbutils.exercises.cli import main as emit
+from nbutils.lab.checks import GRADED, reference_of
+from nbutils.lab.exercises import reference_body_lines
+from nbutils.lab.exercises.cli import main as emit
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {"art_generation": ROOT / "notebooks/art_generation.py",
@@ -275,7 +275,8 @@ def round_trip(work: Path, venv: Path, mistakes: list[Mistake]) -> list[str]:
     with open(log, "w") as out, contextlib.redirect_stdout(out):  # the CLI, in this process
         if emit(["--format", "nbgrader", "--out", str(course),
                  *map(str, NOTEBOOKS.values())]) != 0:
-            raise RuntimeError(f"python -m nbutils.exercises --format nbgrader failed; see {log}")
+            raise RuntimeError("python -m nbutils.lab.exercises --format nbgrader failed; "
+                               f"see {log}")
     tests = "".join(c.source for a in NOTEBOOKS
                     for c in cells(course / "source" / a / f"{a}.ipynb"))
     seed = int(re.search(r"seed=(\d+)", tests).group(1))

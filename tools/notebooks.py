@@ -23,7 +23,7 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
-from nbutils.parameters import apply_preset, load_preset
+from nbutils.lab.parameters import apply_preset, load_preset
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # ipykernel copies fd 1 and 2 into the notebook by default: that is where TensorFlow's

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from nbutils.atomic import atomic_write
-from nbutils.npz import NpzError, NpzTooLarge, read_npz
+from nbutils._internal.atomic import atomic_write
+from nbutils._internal.npz import NpzError, NpzTooLarge, read_npz
 
 FORMAT_VERSION = 1
 DEFAULT_DIM = 128
@@ -391,7 +391,7 @@ class FaceDatabase:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the database to one ``.npz`` file (no pickle), atomically.
 
-        Written with `nbutils.atomic.atomic_write`: a crash leaves either the old file or
+        Written with `nbutils._internal.atomic.atomic_write`: a crash leaves either the old file or
         the new one, never half of one, and an existing file keeps its permissions.
         Parent folders are created. The path is used as given (no ``.npz`` is appended).
 
@@ -399,7 +399,7 @@ class FaceDatabase:
             The path written.
 
         Raises:
-            nbutils.atomic.AtomicWriteError: the file could not be written (an ``OSError``
+            nbutils._internal.atomic.AtomicWriteError: the file could not be written (an ``OSError``
                 naming ``path``); the previous file, if any, is unchanged.
         """
         path = Path(path)
@@ -418,7 +418,7 @@ class FaceDatabase:
     def load(cls, path: str | os.PathLike, max_bytes: int | None = None) -> FaceDatabase:
         """Read a database written by ``save``; never unpickles anything.
 
-        Read with `nbutils.npz.read_npz`: nothing is inflated before every size is checked
+        Read with `nbutils._internal.npz.read_npz`: nothing is inflated before every size is checked
         (the file, each member's and each ``.npy`` header's, which must agree), so a small
         file that would inflate to gigabytes (a "zip bomb") is refused at once.
 

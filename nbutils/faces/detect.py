@@ -4,7 +4,7 @@ MTCNN is a cascade of three small ConvNets (P-, R- and O-Net) that proposes, ref
 finally scores face boxes and places five points: the two eye centres, the nose tip and
 the two mouth corners. The ``mtcnn==1.0.0`` package (MIT) ships its weights as joblib
 files; ``joblib.load`` would unpickle them without restriction, so we read them with
-`nbutils.weights.read_joblib_arrays` (SHA-256 checked, only array records allowed) and
+`nbutils._internal.weights.read_joblib_arrays` (SHA-256 checked, only array records allowed) and
 hand the networks to mtcnn's own pipeline.
 
 Why MTCNN rather than a port of dlib's HOG detector and 5-point model: it ships in a
@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nbutils.weights.joblib_file import read_joblib_arrays
-from nbutils.weights.registry import MTCNN_WEIGHTS
+from nbutils._internal.weights.joblib_file import read_joblib_arrays
+from nbutils._internal.weights.registry import MTCNN_WEIGHTS
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 

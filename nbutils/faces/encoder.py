@@ -3,8 +3,9 @@
 The network is dlib's ``dnn_face_recognition_ex.cpp`` (99.38% on LFW), built here layer by
 layer; its weights come from ``dlib_face_recognition_resnet_model_v1.dat`` (CC0), shipped
 inside the PyPI package ``face_recognition_models==0.3.0`` (pinned in
-`nbutils.weights.registry`) and read with NumPy alone (`nbutils.faces.dlib_format`). Two
-chips show the same person when the Euclidean distance of their descriptors is below 0.6.
+`nbutils._internal.weights.registry`) and read with NumPy alone
+(`nbutils._internal.dlib_format`). Two chips show the same person when the Euclidean
+distance of their descriptors is below 0.6.
 
 Architecture (sizes for a 150x150 chip)::
 
@@ -34,15 +35,15 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from nbutils.faces.align import CHIP_SIZE
-from nbutils.faces.dlib_format import (
+from nbutils._internal.dlib_format import (
     DISTANCE_THRESHOLD,  # noqa: F401  (re-exported: the encoder's decision rule)
     INPUT_MEANS,
     Layer,
     read_face_resnet,
 )
-from nbutils.weights.integrity import WeightsError, cached_conversion
-from nbutils.weights.registry import FACE_RESNET
+from nbutils._internal.weights.integrity import WeightsError, cached_conversion
+from nbutils._internal.weights.registry import FACE_RESNET
+from nbutils.faces.align import CHIP_SIZE
 
 EMBEDDING_DIM = 128
 

@@ -25,7 +25,7 @@ from nbutils.style.costs import (
     compute_style_cost,
     total_cost,
 )
-from nbutils.weights import load_vgg19
+from nbutils.vgg19 import load_vgg19
 
 INITS = ("content+noise", "noise", "content")
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 
 import nbutils
-from nbutils.faces import img_to_encoding, load_face_encoder
+from nbutils.faces.encoder import load_face_encoder
+from nbutils.faces.recognition import img_to_encoding
 from nbutils.images import load_image, save_image
 from nbutils.samples import DEFAULT_FOLDER
 from nbutils.settings import output_path
-from nbutils.style import stylize
-from nbutils.weights import load_vgg19
+from nbutils.style.optimize import stylize
+from nbutils.vgg19 import load_vgg19
 
 package = Path(nbutils.__file__).parent
 checkout = Path(__file__).resolve().parents[2]

@@ -1,0 +1,34 @@
+"""Checks of the graded exercises: the learner's function against nbutils's reference.
+
+``check_<name>(fn, seed=None)`` runs ``fn`` and the reference on the same cases (a few shapes
+and seeds; ``seed=N`` draws hidden cases from N, which the learner never sees), compares the
+results (``np.allclose``, rtol 1e-4), prints "All tests passed" or what differs, and returns a
+`CheckResult`. Classic mistakes are named when the wrong value matches a deliberately wrong
+variant (alpha/beta swapped, reshape without transpose, max of the sum, ...). An exception
+in the learner's code is reported as a failure, never raised; an answer that is, or calls,
+nbutils' own implementation fails (`core.references_withheld`).
+
+This package is also the registry of the graded functions, in course order: ``GRADED``
+(name -> module of the reference), ``CHECKS`` (name -> check) and ``EXERCISES`` (name ->
+its cases, run and judge; see `nbutils.lab.checks.core`). `nbutils.lab.exercises`,
+`nbutils.lab.grade` and `nbutils.lab.answers` read them from here.
+"""
+
+from nbutils.lab.checks.core import CHECKS, EXERCISES, GRADED, CheckResult, reference_of
+from nbutils.lab.checks.style import (
+    check_compute_content_cost,
+    check_compute_layer_style_cost,
+    check_compute_style_cost,
+    check_gram_matrix,
+    check_make_train_step,
+    check_total_cost,
+)
+
+from nbutils.lab.checks.faces import check_triplet_loss, check_verify, check_who_is_it  # isort: skip
+
+__all__ = [
+    "CHECKS", "EXERCISES", "GRADED", "CheckResult", "reference_of",
+    "check_compute_content_cost", "check_gram_matrix", "check_compute_layer_style_cost",
+    "check_compute_style_cost", "check_total_cost", "check_make_train_step",
+    "check_triplet_loss", "check_verify", "check_who_is_it",
+]
