@@ -39,8 +39,9 @@ import numpy as np
 from PIL import Image
 
 from nbutils.faces.align import align_face
+from nbutils.faces.database import DISTANCE_THRESHOLD
 from nbutils.faces.detect import DETECT_SIZE, detect_faces, load_detector
-from nbutils.faces.encoder import DISTANCE_THRESHOLD, encode_chips, load_face_encoder
+from nbutils.faces.encoder import encode_chips, load_face_encoder
 from nbutils.faces.enroll import encode_photos
 from nbutils.faces.recognition import load_rgb_uint8, pairwise_distances
 from nbutils.samples import (

@@ -49,7 +49,10 @@ from typing import NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from nbutils.extras.gallery import Gallery, open_gallery  # noqa: E402
+from nbutils.extras.gallery import open_gallery  # noqa: E402
+from nbutils.extras.gallery.ann import AnnIndex  # noqa: E402  (faiss is imported on use)
+from nbutils.extras.gallery.milvus import MilvusIndex  # noqa: E402  (pymilvus likewise)
+from nbutils.faces.database import FaceDatabase  # noqa: E402
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -129,7 +132,7 @@ class Result(NamedTuple):
     answers: list[str | None]
 
 
-def enrol(gallery: Gallery, rows: np.ndarray, photos: int, batch: int = 10_000) -> None:
+def enrol(gallery: FaceDatabase, rows: np.ndarray, photos: int, batch: int = 10_000) -> None:
     """Add everyone, ``batch`` people per ``add_many`` call."""
     people = rows.shape[0] // photos
     for start in range(0, people, batch):
@@ -140,27 +143,28 @@ def enrol(gallery: Gallery, rows: np.ndarray, photos: int, batch: int = 10_000) 
 
 class Built(NamedTuple):
     label: str
-    gallery: Gallery
+    gallery: FaceDatabase
     size: int
     build_s: float
     rss_mb: float
 
 
-def build(label: str, opener: Callable[[], Gallery], rows: np.ndarray, photos: int) -> Built:
+def build(label: str, opener: Callable[[], FaceDatabase], rows: np.ndarray, photos: int) -> Built:
     """A gallery of ``rows``, its build time and the resident-memory growth it caused."""
     gc.collect()
     before = rss_bytes()
     t = time.perf_counter()
     gallery = opener()
     enrol(gallery, rows, photos)
-    if gallery.backend == "milvus":
+    index = gallery.index
+    if isinstance(index, MilvusIndex):
         gallery.save()  # flush: the rows are sealed and indexed
     built = Built(label, gallery, rows.shape[0], time.perf_counter() - t,
                   (rss_bytes() - before) / 1e6)
     extra = ""
-    if gallery.backend == "ann":
-        extra = (f"; nlist {gallery.nlist:,} (trained at {gallery.trained_size:,}), "
-                 f"nprobe {gallery.nprobe}")
+    if isinstance(index, AnnIndex):
+        extra = (f"; nlist {index.nlist:,} (trained at {index.trained_size:,}), "
+                 f"nprobe {index.nprobe}")
     print(f"{label:28s} {built.size:>9,}  built in {built.build_s:6.1f} s, RSS "
           f"+{built.rss_mb:5.0f} MB{extra}", flush=True)
     return built

@@ -6,7 +6,7 @@ Same content and style images, same objective (course layers, weights and normal
    --adam-steps steps.
 3. Fast path: `stylize_fast` with its defaults (L-BFGS; passes compiled by XLA at this
    size; --scales for coarse-to-fine) until it reaches the baseline's final total cost.
-Prints wall times, passes, their ratio, the cost of one step of each against the floor
+Prints wall times, steps, their ratio, the cost of one step of each against the floor
 (timed in interleaved rounds, so that the machine's load changes hit both alike), and the
 process's peak memory.
 
@@ -47,8 +47,8 @@ def main() -> None:
                      inspect.signature(stylize_fast).parameters.items()}
     parser.add_argument("--scales", type=int, default=fast_defaults["scales"],
                         help="fast path's coarse-to-fine scales (default %(default)s)")
-    parser.add_argument("--passes", type=int, default=fast_defaults["passes"],
-                        help="fast path's pass budget (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=fast_defaults["steps"],
+                        help="fast path's step budget (default %(default)s)")
     parser.add_argument("--step-rounds", type=int, default=3,
                         help="rounds of the interleaved step timing (default %(default)s)")
     args = parser.parse_args()
@@ -78,12 +78,12 @@ def main() -> None:
     J.numpy()
     adam_time = time.perf_counter() - t
     final = float(model_cost(model, a_C, a_S, g))
-    print(f"baseline (course Adam loop): {args.adam_steps} steps = passes in {adam_time:.1f} s, "
+    print(f"baseline (course Adam loop): {args.adam_steps} steps in {adam_time:.1f} s, "
           f"final total cost {final:.4g}")
 
     t = time.perf_counter()
     _, history = stylize_fast(content_path, style_path, args.size, optimizer="lbfgs",
-                              passes=args.passes, scales=args.scales, target_cost=final,
+                              steps=args.steps, scales=args.scales, target_cost=final,
                               vgg=vgg, progress=False)
     fast_time = time.perf_counter() - t
     reached = history["best_total"] <= final
@@ -91,18 +91,18 @@ def main() -> None:
     per_scale = (f" ({', '.join(str(np.sum(scale == k)) for k in range(args.scales))} per scale,"
                  f" coarsest first)" if args.scales > 1 else "")
     print(f"fast path (L-BFGS, {args.scales} scale{'s' if args.scales > 1 else ''}): "
-          f"{len(history['pass'])} passes{per_scale} in {fast_time:.1f} s, best cost "
+          f"{len(history['step'])} steps{per_scale} in {fast_time:.1f} s, best cost "
           f"{history['best_total']:.4g} ({'reached' if reached else 'NOT reached'})")
 
     # One step of each against the bare pass, interleaved so that a change in the machine's
-    # load hits them alike. A round: bare pass, Adam step, an L-BFGS run of 3 passes at full
+    # load hits them alike. A round: bare pass, Adam step, an L-BFGS run of 3 steps at full
     # size (its last two, recorder and NumPy work included, are the steps timed), bare
     # pass, Adam step. The median over rounds of each ratio is reported.
     rounds = []
     for _ in range(args.step_rounds):
         bare = [seconds(lambda: bare_pass(content).numpy())]
         adam = [seconds(lambda: step(g).numpy())]
-        _, h = stylize_fast(content_path, style_path, args.size, optimizer="lbfgs", passes=3,
+        _, h = stylize_fast(content_path, style_path, args.size, optimizer="lbfgs", steps=3,
                             scales=1, vgg=vgg, progress=False)
         bare.append(seconds(lambda: bare_pass(content).numpy()))
         adam.append(seconds(lambda: step(g).numpy()))

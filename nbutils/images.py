@@ -1,11 +1,7 @@
-"""Image input/output for the notebooks.
-
-Every image handed to the rest of the project is a NumPy ``float32`` array of
-shape ``(H, W, 3)`` holding RGB values in ``[0, 1]``. :func:`load_image` turns
-files, PIL images and arrays into that form; :func:`save_image` writes it back
-(atomically) as PNG or JPEG. Every problem with the input raises
-:class:`ImageError`, whose message names the file, says what went wrong and
-what to do about it.
+"""Image input/output for the notebooks: every image is a ``float32`` (H, W, 3) RGB array
+in [0, 1]. `load_image` turns files, PIL images and arrays into that form; `save_image`
+writes it back atomically as PNG or JPEG. Every input problem raises `ImageError`, whose
+message names the file, says what went wrong and what to do about it.
 """
 
 from __future__ import annotations
@@ -58,28 +54,14 @@ class ImageNotFoundError(ImageError, FileNotFoundError):
 
 
 def load_image(source: Any, size: int | tuple[int, int] | None = None) -> np.ndarray:
-    """Load an image as RGB floats.
+    """A ``float32`` (H, W, 3) RGB array in [0, 1] from a path, a PIL image or an (H, W),
+    (H, W, 1), (H, W, 3) or (H, W, 4) array.
 
-    Args:
-        source: a file path (``str`` or ``os.PathLike``), a ``PIL.Image.Image``,
-            or a NumPy array of shape ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or
-            ``(H, W, 4)``. Arrays of dtype ``uint8`` are divided by 255, ``uint16``
-            by 65535, ``bool`` maps to {0, 1}. Transparency (alpha) is composited
-            onto white; EXIF orientation of files and PIL images is applied.
-        size: ``None`` keeps the size; an ``int`` ``s`` resizes to ``(s, s)``
-            (a square, the aspect ratio is not kept); a ``(height, width)``
-            tuple resizes to exactly that. Resampling uses a Lanczos filter. At
-            most ``MAX_PIXELS`` pixels, as for the source image.
-
-    Float pixels, one rule for arrays, files and PIL images (a 32-bit float TIFF
-    is Pillow mode ``"F"``): they are taken as they are and must already lie in
-    ``[0, 1]``; NaN, infinities and values outside ``[0, 1]`` are refused, never
-    clipped or rescaled, since a float file does not say whether it holds 0..1,
-    0..255 or unbounded (HDR) values. 32-bit integer files (mode ``"I"``) are
-    divided by 65535 like 16-bit ones, and must lie in ``[0, 65535]``.
-
-    Returns:
-        ``float32`` array of shape ``(H, W, 3)`` with values in ``[0, 1]``.
+    uint8 is divided by 255, uint16 and 32-bit integer files by 65535 (which they must not
+    exceed), bool maps to {0, 1}; alpha is composited onto white; EXIF orientation applied.
+    Floats (arrays, files, mode "F") must already lie in [0, 1]: NaN, inf and values outside
+    are refused, never clipped, as a float file does not say its range. ``size``: an int
+    (a square) or (height, width), Lanczos, at most ``MAX_PIXELS`` like the source.
 
     Raises:
         ImageError: for any unusable input, or a ``size`` over ``MAX_PIXELS``,
@@ -326,15 +308,8 @@ def _resize(rgb: np.ndarray, target: tuple[int, int]) -> np.ndarray:
 
 
 def to_uint8(image: Any) -> np.ndarray:
-    """Convert an image to 8-bit RGB.
-
-    Args:
-        image: anything ``np.asarray`` accepts (NumPy array, TensorFlow eager
-            tensor or variable) of shape ``(H, W, 3)`` or ``(1, H, W, 3)``:
-            floats (values clipped to ``[0, 1]``) or ``uint8`` (returned as is).
-
-    Returns:
-        ``uint8`` array of shape ``(H, W, 3)``; floats become ``round(255 * x)``.
+    """(H, W, 3) uint8 from an (H, W, 3) or (1, H, W, 3) array or tensor: uint8 as is, floats
+    clipped to [0, 1] and rounded, ``round(255 * x)``.
 
     Raises:
         ImageError: wrong shape or dtype, an empty image, or NaN/inf values.
@@ -366,20 +341,8 @@ def to_uint8(image: Any) -> np.ndarray:
 
 
 def save_image(image: Any, path: str | os.PathLike[str]) -> Path:
-    """Write an RGB image to a PNG or JPEG file, atomically.
-
-    Args:
-        image: ``(H, W, 3)`` or ``(1, H, W, 3)``; float in ``[0, 1]`` (clipped,
-            rounded to 8 bits) or ``uint8``; NumPy arrays and TensorFlow tensors
-            or variables are accepted.
-        path: destination; ``.png``, ``.jpg`` or ``.jpeg`` (JPEG quality 95).
-            Missing parent folders are created.
-
-    Returns:
-        The destination as a ``pathlib.Path``.
-
-    Written with `nbutils._internal.atomic.atomic_write`: an existing file is either left
-    untouched or fully replaced (keeping its permissions), never half written.
+    """Write an image `to_uint8` accepts to ``.png``, ``.jpg`` or ``.jpeg`` (quality 95) with
+    `atomic_write` (never half written; folders created); returns the ``Path``.
 
     Raises:
         ImageError: unknown extension or an image that :func:`to_uint8` refuses.

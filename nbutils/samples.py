@@ -1,17 +1,10 @@
 """The project's input images.
 
-Made locally:
-
-* content: the Grace Hopper photograph that ships with matplotlib;
-* ``style_swirls``: a painterly texture of brush strokes along swirling
-  streamlines, in the spirit of Van Gogh's night skies;
-* ``style_mosaic``: a stained-glass mosaic of jewel-toned Voronoi cells;
-* face portraits from installed packages, and transformed copies of them.
-
-The textures are drawn with NumPy and PIL and are deterministic for a seed.
-
-Fetched by ``python -m nbutils.prepare``: the real photos of `REAL_PHOTOS` (different photos
-of one person), from the sdist of ``face_recognition`` on PyPI; `real_photo_path`.
+Made locally: the content photo (matplotlib's Grace Hopper), two textures drawn with NumPy
+and PIL, deterministic for a seed (``style_swirls``, brush strokes along swirling
+streamlines after Van Gogh's night skies; ``style_mosaic``, jewel-toned stained-glass
+Voronoi cells), and face portraits from installed packages with transformed copies.
+Fetched by ``python -m nbutils.prepare``: the real photos of `REAL_PHOTOS` (`real_photo_path`).
 """
 
 from __future__ import annotations
@@ -24,9 +17,9 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from nbutils._internal.cache import cache_dir
 from nbutils._internal.weights.registry import REAL_PHOTO_FILES
 from nbutils.images import save_image
-from nbutils.settings import cache_dir
 
 __all__ = [
     "DEFAULT_FOLDER",
@@ -40,7 +33,7 @@ __all__ = [
 ]
 
 #: Where the sample images live by default: ``images/`` in the cache folder
-#: (`nbutils.settings.cache_dir`, read when this module is first imported).
+#: (`nbutils._internal.cache.cache_dir`, read when this module is first imported).
 DEFAULT_FOLDER = cache_dir() / "images"
 
 #: Sample name -> file name inside the samples folder.
@@ -89,19 +82,10 @@ def _check_size(size: int) -> int:
 
 
 def draw_swirl_texture(size: int = 512, seed: int = 0) -> np.ndarray:
-    """Draw a painterly night-sky texture of brush strokes along swirling streamlines.
+    """A (size, size, 3) uint8 night-sky texture (size >= 16), the same for a seed.
 
-    The flow field is a sum of a few random Gaussian vortices plus a gentle wavy
-    drift; thousands of short, few-pixel-wide strokes follow its streamlines in
-    three passes (broad, medium, fine), coloured from a deep-blue / ultramarine /
-    cyan palette with pale-yellow and ochre near the bright vortex cores.
-
-    Args:
-        size: side of the square image in pixels (>= 16).
-        seed: random seed; the same seed gives the same image.
-
-    Returns:
-        ``uint8`` array of shape ``(size, size, 3)``, RGB in ``0..255``.
+    Thousands of short strokes follow the streamlines of a few random Gaussian vortices
+    plus a wavy drift, in three passes (broad to fine), blue palette, warm near the cores.
     """
     size = _check_size(size)
     rng = np.random.default_rng(seed)
@@ -178,19 +162,10 @@ def _swirl_colours(glow: np.ndarray, starts: np.ndarray, rng: np.random.Generato
 
 
 def draw_mosaic_texture(size: int = 512, seed: int = 0) -> np.ndarray:
-    """Draw a stained-glass mosaic: jewel-toned Voronoi cells with dark lead lines.
+    """A (size, size, 3) uint8 stained-glass mosaic (size >= 16), the same for a seed.
 
-    About 150-250 random seeds (relaxed once towards their cell centroids) define
-    the cells; each cell gets a saturated palette colour, brighter at its centre
-    and darker towards its border, with a faint glassy grain; pixels within about
-    1.5 px (at 512 px) of a cell border become dark lead.
-
-    Args:
-        size: side of the square image in pixels (>= 16).
-        seed: random seed; the same seed gives the same image.
-
-    Returns:
-        ``uint8`` array of shape ``(size, size, 3)``, RGB in ``0..255``.
+    150-250 random seeds, relaxed once towards their centroids, make jewel-toned Voronoi
+    cells, brighter at the centre, with lead lines about 1.5 px (at 512 px) from each border.
     """
     size = _check_size(size)
     rng = np.random.default_rng(seed)
@@ -215,11 +190,8 @@ def draw_mosaic_texture(size: int = 512, seed: int = 0) -> np.ndarray:
 def _nearest_two(
     px: np.ndarray, py: np.ndarray, seeds: np.ndarray, chunk: int = 8192
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For each point, the nearest and second-nearest seed and their squared distances.
-
-    Works on ``chunk`` points at a time (float32) so memory stays at a few MB.
-    Returns ``(first, second, first_sq, second_sq)``, each of shape (N,).
-    """
+    """(first, second, first_sq, second_sq), each (N,): each point's two nearest seeds and
+    squared distances, ``chunk`` points at a time (float32: a few MB)."""
     sx, sy = seeds[:, 0].astype(np.float32), seeds[:, 1].astype(np.float32)
     parts = []
     for start in range(0, px.size, chunk):
@@ -261,26 +233,16 @@ def _voronoi(
 
 def _content_photo(size: int) -> np.ndarray:
     """matplotlib's Grace Hopper photo, centre-cropped to a square, (size, size, 3) uint8."""
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    with Image.open(path) as photo:
-        photo = ImageOps.exif_transpose(photo).convert("RGB")
-    square = ImageOps.fit(photo, (size, size), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    square = ImageOps.fit(face_photo("grace_hopper"), (size, size), Image.Resampling.LANCZOS,
+                          centering=(0.5, 0.5))
     return np.asarray(square, dtype=np.uint8)
 
 
 def make_sample_images(
     folder: str | os.PathLike[str] = DEFAULT_FOLDER, size: int = 512, overwrite: bool = False
 ) -> dict[str, Path]:
-    """Write the sample images (see :data:`SAMPLE_IMAGES`) into ``folder``.
-
-    Args:
-        folder: destination folder, created if needed (default: `DEFAULT_FOLDER`).
-        size: side in pixels of every (square) image.
-        overwrite: rewrite files that already exist; by default they are kept.
-
-    Returns:
-        Sample name -> path of its file, for every sample (written or kept).
-    """
+    """Write the `SAMPLE_IMAGES`, ``size`` pixels square, into ``folder`` (created; existing
+    files kept unless ``overwrite``); returns name -> path of every sample."""
     size = _check_size(size)
     makers = {
         "content": lambda: _content_photo(size),
@@ -297,9 +259,7 @@ def make_sample_images(
 
 
 def sample_image_path(name: str, folder: str | os.PathLike[str] = DEFAULT_FOLDER) -> Path:
-    """Path of the sample image ``name`` (a key of :data:`SAMPLE_IMAGES`).
-
-    The samples are created first (at the default size) when the file is missing.
+    """Path of the sample image ``name`` (a key of `SAMPLE_IMAGES`), created if missing.
 
     Raises:
         KeyError: ``name`` is not a sample; the message lists the valid names.
@@ -361,17 +321,11 @@ def transformed_copies(photo: Image.Image) -> dict[str, Image.Image]:
 
 def make_face_samples(folder: str | os.PathLike[str] = DEFAULT_FOLDER,
                       overwrite: bool = False) -> dict[str, list[Path]]:
-    """Write the face photos for the face-recognition notebook.
+    """Write the face-recognition notebook's photos; returns {"people": [...], "queries": [...]}.
 
-    - ``people/<name>/<name>.jpg``: ONE photo for each enrolled person (one-shot);
-    - ``queries/<name>__<transformation>.jpg``: transformed copies to present at the door,
-      and the original photo of the stranger (``queries/cameraman.jpg``).
-
-    Your own photos go in ``people/<name>/`` too: `nbutils.faces.database_from_folder`
-    reads them all.
-
-    Returns:
-        {"people": [paths], "queries": [paths]}.
+    ``people/<name>/<name>.jpg`` is ONE photo per enrolled person (one-shot; your own go
+    there too); ``queries/<name>__<transformation>.jpg`` are transformed copies, and
+    ``queries/cameraman.jpg`` the stranger.
     """
     folder = Path(folder)
     written: dict[str, list[Path]] = {"people": [], "queries": []}

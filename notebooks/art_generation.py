@@ -32,7 +32,9 @@
 # 4. Minimise $J(G)$ with `tf.GradientTape`, one Adam step at a time, and watch G change.
 # 5. Compare with a network trained to stylise any photo in a single forward pass.
 #
-# Every function is imported from `nbutils.style`; read its source for the details.
+# Every function is imported from the module that defines it: the course's costs from
+# `nbutils/style/costs.py`, the training loop from `nbutils/style/optimize.py`, the two
+# faster methods from `nbutils/extras/`. Read their source for the details.
 # Cells that start with `# NBVAL_CHECK_OUTPUT` print values you can compare with the stored
 # output (the test suite compares them too).
 
@@ -168,7 +170,7 @@ print("gram_matrix(A) =\n", np.round(gram_matrix(A).numpy(), 4))
 #
 # Careful with the unrolling: reshape $(1, n_H, n_W, n_C)$ to $(n_H n_W, n_C)$ **and then
 # transpose** to $(n_C, n_H n_W)$. A direct reshape to $(n_C, n_H n_W)$ has the right shape
-# but mixes channels with positions (`nbutils.style.unroll_channels` does it right).
+# but mixes channels with positions (`nbutils.style.costs.unroll_channels` does it right).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -329,16 +331,16 @@ show_images([load_image(my_content, IMG_SIZE), load_image(my_style, IMG_SIZE), m
 passes = max(EPOCHS // 5, 10)
 runs = {
     "Adam (the course)": stylize_fast(content_image, style_image, IMG_SIZE, optimizer="adam",
-                                      passes=passes, vgg=vgg, progress=False),
+                                      steps=passes, vgg=vgg, progress=False),
     "L-BFGS": stylize_fast(content_image, style_image, IMG_SIZE, optimizer="lbfgs",
-                           passes=passes, vgg=vgg, progress=False),
+                           steps=passes, vgg=vgg, progress=False),
     "L-BFGS, coarse-to-fine": stylize_fast(content_image, style_image, IMG_SIZE, scales=2,
-                                           passes=passes, vgg=vgg, progress=False),
+                                           steps=passes, vgg=vgg, progress=False),
 }
 fig = plot_cost_vs_time({name: history for name, (_, history) in runs.items()})
 fig.savefig(output_path("art_generation_adam_vs_lbfgs.png"), dpi=100)
 for name, (_, history) in runs.items():
-    print(f"{name:24s} {len(history['pass'])} passes, {history['time'][-1]:.0f} s, best J {history['best_total']:.4g}")
+    print(f"{name:24s} {len(history['step'])} passes, {history['time'][-1]:.0f} s, best J {history['best_total']:.4g}")
 
 # %% [markdown]
 # The jump in the coarse-to-fine curve is the switch of scale: the cost is then measured on
@@ -362,7 +364,7 @@ for name, (_, history) in runs.items():
 
 # %%
 mosaic_style = load_image(sample_image_path("style_mosaic"))
-quick = dict(passes=max(EPOCHS // 10, 8), scales=2, vgg=vgg, progress=False)
+quick = dict(steps=max(EPOCHS // 10, 8), scales=2, vgg=vgg, progress=False)
 variants = {
     "no colour preservation": runs["L-BFGS, coarse-to-fine"][0],
     "luminance only": stylize_fast(content_image, style_image, IMG_SIZE,
@@ -419,7 +421,7 @@ for strength in (1.0, 0.5):
 lbfgs_image, lbfgs_history = runs["L-BFGS"]
 compared = {
     f"Adam, {EPOCHS} steps": (result, course_seconds),
-    f"L-BFGS, {len(lbfgs_history['pass'])} passes": (lbfgs_image, lbfgs_history["time"][-1]),
+    f"L-BFGS, {len(lbfgs_history['step'])} passes": (lbfgs_image, lbfgs_history["time"][-1]),
     **feedforward,
 }
 # (J_content, J_style, J) of each final image against C and S, as in section 6

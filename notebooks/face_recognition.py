@@ -37,8 +37,7 @@
 import numpy as np
 import tensorflow as tf
 
-from nbutils._internal.dlib_format import DISTANCE_THRESHOLD
-from nbutils.faces.database import FaceDatabase
+from nbutils.faces.database import DISTANCE_THRESHOLD, FaceDatabase
 from nbutils.faces.encoder import encode_chips, load_face_encoder
 from nbutils.faces.enroll import database_from_folder, enroll_photos
 from nbutils.faces.recognition import (
@@ -489,7 +488,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from nbutils.extras.gallery import BackendNotInstalledError, open_gallery
+from nbutils.extras.gallery import open_gallery
+from nbutils.extras.gallery.errors import BackendNotInstalledError
 
 rng = np.random.default_rng(0)
 crowd = rng.standard_normal((2_000, 128)).astype(np.float32)

@@ -37,7 +37,7 @@
 import numpy as np
 import tensorflow as tf
 
-from nbutils.plots import plot_embedding_2d, plot_roc, plot_training_curves, show_images
+from nbutils.plots import plot_embedding_2d, plot_training_curves, show_images
 from nbutils.settings import output_path
 from nbutils.siamese.evaluate import one_shot_table, pca_project
 from nbutils.siamese.glyphs import make_glyph_dataset, sample_grid
@@ -51,6 +51,7 @@ from nbutils.siamese.verification import (
     make_pairs,
     pair_features,
     pick_threshold,
+    plot_roc,
     roc_curve,
     train_logistic_head,
 )

@@ -10,7 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from PIL import Image
 
-from nbutils.settings import CACHE_ENV, cache_dir
+from nbutils._internal.cache import CACHE_ENV, cache_dir
 
 DATA = Path(__file__).parent / "data"
 

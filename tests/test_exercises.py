@@ -11,7 +11,7 @@ from conftest import fixture_notebook
 
 from nbutils.lab import exercises
 from nbutils.lab.checks import GRADED
-from nbutils.lab.exercises import cli as exercises_cli
+from nbutils.lab.exercises import __main__ as exercises_cli
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REAL = {"art_generation.ipynb": list(GRADED)[:6], "face_recognition.ipynb": list(GRADED)[6:]}

@@ -26,6 +26,11 @@ from nbutils._internal.weights.integrity import (
 )
 from nbutils._internal.weights.registry import FACE_RESNET
 from nbutils.faces import encoder as enc
+from nbutils.faces.align import CHIP_SIZE
+from nbutils.faces.database import DISTANCE_THRESHOLD
+
+#: What the library expects dlib's file to record.
+FACTS = {"threshold": DISTANCE_THRESHOLD, "chip_size": CHIP_SIZE}
 
 DATA = Path(__file__).parent / "data"
 
@@ -43,7 +48,7 @@ def dat_file() -> Path:
 
 @pytest.fixture(scope="module")
 def records(dat_file):
-    return df.read_face_resnet(dat_file)
+    return df.read_face_resnet(dat_file, **FACTS)
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +147,9 @@ def test_reader_parses_the_whole_file(dat_file, records):
 def test_reader_consumes_exactly_every_byte(dat_file):
     data = dat_file.read_bytes()
     with pytest.raises(WeightsError, match=f"at byte {len(data)}: expected the end of the file"):
-        df.parse_face_resnet(data + b"\x00", "x.dat")
+        df.parse_face_resnet(data + b"\x00", "x.dat", **FACTS)
     with pytest.raises(WeightsError, match="x.dat: at byte .*the end of the file"):
-        df.parse_face_resnet(data[:-1], "x.dat")
+        df.parse_face_resnet(data[:-1], "x.dat", **FACTS)
 
 
 def test_flipped_byte_is_refused_by_checksum(dat_file, tmp_path):
@@ -153,15 +158,15 @@ def test_flipped_byte_is_refused_by_checksum(dat_file, tmp_path):
     data[len(data) // 2] ^= 0x01  # in a float: only the checksum can see it
     copy.write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match="sha256"):
-        df.read_face_resnet(copy)
-    assert len(df.read_face_resnet(copy, sha256=None)) == 108
+        df.read_face_resnet(copy, **FACTS)
+    assert len(df.read_face_resnet(copy, sha256=None, **FACTS)) == 108
 
 
 def test_parser_refuses_truncated_copy(dat_file, tmp_path):
     copy = tmp_path / "truncated.dat"
     copy.write_bytes(dat_file.read_bytes()[:1_000_000])
     with pytest.raises(WeightsError, match=r"truncated.dat: at byte \d+: expected \d+ bytes"):
-        df.read_face_resnet(copy, sha256=None)
+        df.read_face_resnet(copy, sha256=None, **FACTS)
 
 
 def test_parser_refuses_altered_layer_name(dat_file, tmp_path):
@@ -170,7 +175,7 @@ def test_parser_refuses_altered_layer_name(dat_file, tmp_path):
     copy = tmp_path / "renamed.dat"
     copy.write_bytes(data[:at] + b"\x01\x05reLu_" + data[at + 7:])
     with pytest.raises(WeightsError, match=f"at byte {at}: expected a layer name.*'reLu_'"):
-        df.read_face_resnet(copy, sha256=None)
+        df.read_face_resnet(copy, sha256=None, **FACTS)
 
 
 def test_parser_refuses_altered_header(dat_file):
@@ -178,12 +183,22 @@ def test_parser_refuses_altered_header(dat_file):
     at = data.index(b"loss_metric_2") - 2
     bad = data[:at + 2] + b"loss_metric_3" + data[at + 15:]
     with pytest.raises(WeightsError, match=f"at byte {at}: expected the loss name"):
-        df.parse_face_resnet(bad)
+        df.parse_face_resnet(bad, **FACTS)
     at = data.index(b"\x03\x62\x90\xf5\x81\x11")  # the R mean
     bad = data[:at + 1] + b"\x63" + data[at + 2:]
     with pytest.raises(WeightsError, match=f"at byte {at}: expected the input mean of R"):
-        df.parse_face_resnet(bad)
+        df.parse_face_resnet(bad, **FACTS)
 
+
+
+def test_the_file_must_record_the_librarys_threshold_and_chip_size(dat_file):
+    """The threshold and chip size are the library's facts, handed to the parser: a library
+    that expected another value than dlib's file records would be refused at load."""
+    data = dat_file.read_bytes()
+    with pytest.raises(WeightsError, match="expected the distance threshold = 0.5"):
+        df.parse_face_resnet(data, threshold=0.5, chip_size=CHIP_SIZE)
+    with pytest.raises(WeightsError, match="expected the input rows"):
+        df.parse_face_resnet(data, threshold=DISTANCE_THRESHOLD, chip_size=160)
 
 def test_every_changed_structure_byte_gives_a_weights_error(dat_file):
     """Each byte before the first float data (loss, wrapper versions, input, the stem conv's
@@ -199,7 +214,7 @@ def test_every_changed_structure_byte_gives_a_weights_error(dat_file):
     for at in [*range(first_float), *range(tail, len(data))]:
         data[at] ^= 0xFF
         try:
-            df.parse_face_resnet(data, "x.dat")
+            df.parse_face_resnet(data, "x.dat", **FACTS)
             accepted.append(at - len(data))
         except WeightsError as e:
             assert str(e).startswith("x.dat: at byte ")
@@ -287,9 +302,9 @@ def test_distances_and_decisions_match_dlib(encoder, reference):
         d_ours = np.linalg.norm(ours[i] - ours[j])
         d_dlib = np.linalg.norm(theirs[i] - theirs[j])
         assert abs(d_ours - d_dlib) < 1e-3
-        assert (d_ours < enc.DISTANCE_THRESHOLD) == (d_dlib < enc.DISTANCE_THRESHOLD), (i, j)
+        assert (d_ours < DISTANCE_THRESHOLD) == (d_dlib < DISTANCE_THRESHOLD), (i, j)
         if i in real and j in real:
-            assert (d_ours < enc.DISTANCE_THRESHOLD) == (person[i] == person[j]), (i, j)
+            assert (d_ours < DISTANCE_THRESHOLD) == (person[i] == person[j]), (i, j)
 
 
 def test_encode_chips_inputs(encoder, reference):

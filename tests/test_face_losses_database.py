@@ -215,9 +215,9 @@ def random_people(rng, people, per_person, d):
 
 def test_add_getitem_contains_len_and_storage():
     db = FaceDatabase(dim=4)
-    db.add("ann", np.arange(4))
-    db.add("bob", [[1, 1, 1, 1], [2, 2, 2, 2]])
-    db.add("ann", np.full((1, 4), 9.5))  # a second photo of ann is appended
+    db.add("ann", np.arange(4.0))
+    db.add("bob", [[1.0, 1, 1, 1], [2.0, 2, 2, 2]])
+    assert db.add("ann", np.full((1, 4), 9.5), append=True) == 1  # a second photo of ann
     assert len(db) == 2 and db.num_descriptors == 4
     assert db.names == ["ann", "bob"] and list(db) == ["ann", "bob"]
     assert "ann" in db and "carl" not in db and 3 not in db
@@ -227,35 +227,38 @@ def test_add_getitem_contains_len_and_storage():
     assert [name for name, _ in db.items()] == ["ann", "bob"]
     np.testing.assert_array_equal(dict(db.items())["bob"], db["bob"])
 
-    assert db.descriptors.shape == (4, 4) and db.descriptors.dtype == np.float32
-    assert db.descriptors.flags.c_contiguous
-    np.testing.assert_array_equal(db.labels, [0, 1, 1, 0])
-    assert db.labels.dtype == np.int32
+    stored = db.index  # the exact strategy: every row in memory, in the order added
+    assert stored.descriptors.shape == (4, 4) and stored.descriptors.dtype == np.float32
+    assert stored.descriptors.flags.c_contiguous
+    np.testing.assert_array_equal(stored.labels, [0, 1, 1, 0])
+    assert stored.labels.dtype == np.int32
     with pytest.raises(ValueError):
-        db.descriptors[0, 0] = 1.0  # read-only: the cached norms would go stale
+        stored.descriptors[0, 0] = 1.0  # read-only: the cached norms would go stale
     assert "2 people" in repr(db) and "4 descriptors" in repr(db) and "'ann'" in repr(db)
 
 
 def test_dim_is_128_by_default_or_fixed_by_first_add():
     assert FaceDatabase().dim == 128
-    with pytest.raises(ValueError, match="dimension 128"):
+    with pytest.raises(ValueError, match=r"shape \(128,\) or \(k, 128\) with k >= 1, got \(5,\)"):
         FaceDatabase().add("ann", np.zeros(5))
     db = FaceDatabase(dim=None)
     db.add("ann", np.zeros(5))
     assert db.dim == 5
-    with pytest.raises(ValueError, match="dimension 5"):
+    with pytest.raises(ValueError, match=r"shape \(5,\) or \(k, 5\)"):
         db.add("bob", np.zeros(6))
 
 
 @pytest.mark.parametrize("name, descriptors, match", [
-    ("ann", np.zeros(3), "dimension 4"),
-    ("ann", np.zeros((2, 5)), "dimension 4"),
+    ("ann", np.zeros(3), r"shape \(4,\) or \(k, 4\) with k >= 1, got \(3,\)"),
+    ("ann", np.zeros((2, 5)), r"shape \(4,\) or \(k, 4\) with k >= 1, got \(2, 5\)"),
     ("ann", np.array([0.0, np.nan, 0.0, 0.0]), "NaN"),
     ("ann", np.array([0.0, np.inf, 0.0, 0.0]), "NaN or infinite"),
     ("ann", np.array([0.0, 1e300, 0.0, 0.0]), "infinite"),  # overflows float32
-    ("ann", np.zeros((0, 4)), "no descriptors"),
-    ("ann", np.zeros((1, 2, 4)), "shape"),
-    ("ann", np.array(["a", "b", "c", "d"]), "numeric"),
+    ("ann", np.zeros((0, 4)), r"with k >= 1, got \(0, 4\)"),
+    ("ann", np.zeros((1, 2, 4)), r"shape .* got \(1, 2, 4\)"),
+    ("ann", np.array(["a", "b", "c", "d"]), "must be floating point .* got dtype <U1"),
+    ("ann", np.arange(4), "must be floating point .* got dtype int64"),  # not an encoding
+    ("ann", [[0.0, 1.0], [2.0]], "must be a"),  # ragged
     ("", np.zeros(4), "empty"),
     ("   ", np.zeros(4), "empty"),
     (42, np.zeros(4), "str"),
@@ -273,7 +276,7 @@ def test_unknown_name_is_a_key_error_listing_the_names():
     with pytest.raises(KeyError, match="'carl'.*'ann', 'bob'"):
         db["carl"]
     with pytest.raises(KeyError, match="'ann', 'bob'"):
-        db.remove("carl")
+        db.delete("carl")
 
 
 def test_from_dict_takes_course_style_encodings():
@@ -289,26 +292,26 @@ def test_from_dict_takes_course_style_encodings():
         np.testing.assert_array_equal(db[name], np.atleast_2d(enc).astype(np.float32))
 
 
-def test_remove_reindexes_labels_and_keeps_the_others():
+def test_delete_reindexes_labels_and_keeps_the_others():
     rng = np.random.default_rng(6)
     people = random_people(rng, 5, 3, 8)
     db = FaceDatabase(dim=8)
     for name, rows in people:
         for row in rows:  # one at a time, so rows of different people interleave later
-            db.add(name, row)
+            db.add(name, row, append=True)
     extra = rng.standard_normal((1, 8)).astype(np.float32)
-    db.add("person_1", extra)  # one more photo of person_1, after everybody else's
+    db.add("person_1", extra, append=True)  # one more photo of person_1, after everybody's
     people[1] = ("person_1", np.concatenate([people[1][1], extra]))
-    db.remove("person_2")
+    assert db.delete("person_2") == len(people[2][1])
     kept = [(n, r) for n, r in people if n != "person_2"]
     assert db.names == [n for n, _ in kept] and "person_2" not in db
     assert db.num_descriptors == sum(len(r) for _, r in kept)
     for name, rows in kept:
         np.testing.assert_array_equal(db[name], rows)
     for i, name in enumerate(db.names):
-        np.testing.assert_array_equal(db.descriptors[db.labels == i], db[name])
+        np.testing.assert_array_equal(db.index.descriptors[db.index.labels == i], db[name])
     query = people[2][1][0]  # an exact descriptor of the removed person
-    assert db.search(query, k=4)[0][1] != "person_2"
+    assert db.search(query, k=4)[0].name != "person_2"
     assert [name for _, name in db.search(query, k=4)] == \
         [name for _, name in brute_force_search(kept, query, 4)]
 
@@ -324,7 +327,7 @@ def test_distances_match_a_norm_loop(seed, people, per_person, d):
         db.add(name, rows)
     for _ in range(5):
         query = rng.standard_normal(d).astype(np.float32)
-        got = db.distances(query)
+        got = db.index.distances(query)  # the exact strategy's vectorised formula
         assert got.shape == (db.num_descriptors,) and got.dtype == np.float32
         np.testing.assert_allclose(got, brute_force_distances(reference, query),
                                    rtol=1e-4, atol=1e-4)
@@ -341,10 +344,10 @@ def test_search_matches_a_loop_over_names(seed, people, per_person, d):
     for j in range(per_person):
         for name, rows in reference:
             if j < len(rows):
-                db.add(name, rows[j])
+                db.add(name, rows[j], append=True)
     for _ in range(10):
         query = rng.standard_normal(d).astype(np.float32)
-        dist, name = db.search(query)
+        [(dist, name)] = db.search(query)
         (ref_dist, ref_name), = brute_force_search(reference, query, 1)
         assert name == ref_name and isinstance(dist, float)
         np.testing.assert_allclose(dist, ref_dist, rtol=1e-6)
@@ -359,8 +362,9 @@ def test_search_of_an_enrolled_descriptor_is_exactly_zero():
     rng = np.random.default_rng(14)
     db = FaceDatabase.from_dict({f"p{i}": rng.standard_normal((3, 128)) * 10 for i in range(20)})
     query = db["p7"][2]
-    assert db.search(query) == (0.0, "p7")
-    assert db.search(query[np.newaxis, :])[1] == "p7"  # a (1, d) query is accepted too
+    assert db.search(query) == [(0.0, "p7")]
+    assert db.identify(query) == (0.0, "p7")
+    assert db.search(query[np.newaxis, :])[0].name == "p7"  # a (1, d) query is accepted too
 
 
 def test_search_with_k_beyond_the_number_of_people_returns_everyone():
@@ -385,12 +389,12 @@ def test_search_rejects_bad_queries(query, k, match):
 def test_empty_database_refuses_to_search():
     db = FaceDatabase()
     for call in (lambda: db.search(np.zeros(128)), lambda: db.search(np.zeros(128), k=3),
-                 lambda: db.distances(np.zeros(128))):
+                 lambda: db.identify(np.zeros(128)), lambda: db.verify(np.zeros(128), "a")):
         with pytest.raises(EmptyDatabaseError, match="the face database is empty: enroll"):
             call()
     assert issubclass(EmptyDatabaseError, ValueError)
     db.add("ann", np.zeros(128))
-    db.remove("ann")
+    db.delete("ann")
     with pytest.raises(EmptyDatabaseError):
         db.search(np.zeros(128))
 
@@ -403,9 +407,9 @@ def test_100k_descriptors_added_one_at_a_time_then_search_matches_brute_force():
     owner[:people] = np.arange(people)  # everybody has at least one descriptor
     db = FaceDatabase()
     for row, who in zip(rows, owner, strict=True):
-        db.add(f"p{who}", row)
+        db.add(f"p{who}", row, append=True)
     assert db.num_descriptors == n and len(db) == people
-    np.testing.assert_array_equal(db.descriptors, rows)
+    np.testing.assert_array_equal(db.index.descriptors, rows)
 
     by_name = {}
     for i, who in enumerate(owner):
@@ -414,7 +418,7 @@ def test_100k_descriptors_added_one_at_a_time_then_search_matches_brute_force():
         query = (rows[rng.integers(n)] + 0.5 * rng.standard_normal(d)).astype(np.float32)
         all_dists = np.linalg.norm(rows.astype(np.float64) - query, axis=1)
         best = sorted((float(all_dists[idx].min()), name) for name, idx in by_name.items())
-        assert db.search(query)[1] == best[0][1]
+        assert db.search(query)[0].name == best[0][1]
         top5 = db.search(query, k=5)
         assert [name for _, name in top5] == [name for _, name in best[:5]]
         np.testing.assert_allclose([x for x, _ in top5], [x for x, _ in best[:5]], rtol=1e-6)
@@ -430,14 +434,14 @@ def small_db(names=("Zoë", "李雷", "José Ñúñez", "ann")):
     db = FaceDatabase(dim=128)
     for i, name in enumerate(names):
         db.add(name, rng.standard_normal((i + 1, 128)))
-    db.add(names[0], rng.standard_normal(128))
+    db.add(names[0], rng.standard_normal(128), append=True)
     return db
 
 
 def assert_same_db(a, b):
     assert a.names == b.names and a.dim == b.dim
-    np.testing.assert_array_equal(a.descriptors, b.descriptors)
-    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.index.descriptors, b.index.descriptors)
+    np.testing.assert_array_equal(a.index.labels, b.index.labels)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
 
@@ -448,7 +452,7 @@ def test_save_load_round_trip_is_exact_and_pickle_free(tmp_path):
     assert db.save(path) == path
     loaded = FaceDatabase.load(path)
     assert_same_db(db, loaded)
-    assert loaded.names[0] == "Zoë" and loaded.descriptors.dtype == np.float32
+    assert loaded.names[0] == "Zoë" and loaded.index.descriptors.dtype == np.float32
     query = db["李雷"][1]
     assert loaded.search(query, k=2) == db.search(query, k=2)
     with np.load(path, allow_pickle=False) as raw:  # readable without pickle, by plain NumPy
@@ -456,7 +460,7 @@ def test_save_load_round_trip_is_exact_and_pickle_free(tmp_path):
         assert int(raw["format_version"]) == 1
     assert sorted(os.listdir(path.parent)) == ["faces.npz"]
     loaded.add("new", np.zeros(128))  # a loaded database keeps growing normally
-    assert loaded.search(np.zeros(128)) == (0.0, "new")
+    assert loaded.search(np.zeros(128)) == [(0.0, "new")]
 
 
 def test_save_load_empty_database(tmp_path):
@@ -685,7 +689,7 @@ def test_enroll_photos_rejects_bad_input_before_encoding_and_adds_nothing(tmp_pa
                                                                          fake_encoder):
     make_tree(tmp_path, {"1.jpg": "0.25"})
     db = FaceDatabase(dim=64)  # the fake encoder gives 128-d descriptors
-    with pytest.raises(ValueError, match="dimension 64"):
+    with pytest.raises(ValueError, match=r"shape \(64,\) or \(k, 64\)"):
         enroll_photos(db, "ann", [tmp_path / "1.jpg"], MODEL)
     with pytest.raises(ValueError, match="blank"):
         enroll_photos(db, "  ", [tmp_path / "1.jpg"], MODEL)

@@ -9,9 +9,9 @@ from PIL import Image
 
 from nbutils.faces import enroll as enroll_module
 from nbutils.faces.align import align_face
-from nbutils.faces.database import FaceDatabase
+from nbutils.faces.database import DISTANCE_THRESHOLD, FaceDatabase
 from nbutils.faces.detect import DETECT_SIZE, detect_faces, load_detector, onet_patches
-from nbutils.faces.encoder import DISTANCE_THRESHOLD, encode_chips, load_face_encoder
+from nbutils.faces.encoder import encode_chips, load_face_encoder
 from nbutils.faces.enroll import database_from_folder, encode_photos, enroll_photos, face_chip
 from nbutils.faces.recognition import (
     NoFaceFoundError,

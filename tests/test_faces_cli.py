@@ -19,7 +19,7 @@ from PIL import Image
 from nbutils.extras.cli import faces_checks as cli
 from nbutils.extras.cli.faces import build_parser, main
 from nbutils.extras.gallery import open_gallery
-from nbutils.faces.encoder import DISTANCE_THRESHOLD
+from nbutils.faces.database import DISTANCE_THRESHOLD
 from nbutils.samples import real_photo_path
 
 
@@ -65,7 +65,7 @@ def enrolled(world: dict[str, Path]) -> tuple[int, str, str]:
 
 def test_defaults_are_the_library_s() -> None:
     args = build_parser().parse_args(["identify", "known", "photo.jpg"])
-    assert args.tolerance == DISTANCE_THRESHOLD
+    assert args.threshold == DISTANCE_THRESHOLD
     assert args.backend == "exact" and args.db is None and args.save_db is None
 
 
@@ -84,7 +84,7 @@ def test_saved_gallery_stranger_is_unknown(enrolled: tuple[int, str, str],
     with open_gallery(world["db"]) as gallery:  # what --save-db wrote
         assert gallery.names == ["biden", "obama"]
         gallery.delete("biden")  # biden becomes a stranger: no new enrolment to pay for
-        gallery.database.save(world["root"] / "obama_only.npz")  # type: ignore[attr-defined]
+        gallery.save(world["root"] / "obama_only.npz")
     status, out, err = run(["identify", "--db", str(world["root"] / "obama_only.npz"),
                             str(world["stranger"])])
     assert status == 0, err
@@ -93,13 +93,15 @@ def test_saved_gallery_stranger_is_unknown(enrolled: tuple[int, str, str],
     assert float(distance) >= DISTANCE_THRESHOLD
 
 
-def test_tolerance_decides(enrolled: tuple[int, str, str], world: dict[str, Path]) -> None:
+@pytest.mark.parametrize("flag", ["--threshold", "--tolerance"])  # face_recognition's name
+def test_threshold_decides(enrolled: tuple[int, str, str], world: dict[str, Path],
+                           flag: str) -> None:
     assert enrolled[0] == 0
     distance = float(rows(enrolled[1])[0][2])
     photo = str(world["queries"] / "obama2.jpg")
-    for tolerance, expected in ((distance * 0.99, "unknown"), (distance * 1.01, "obama")):
+    for threshold, expected in ((distance * 0.99, "unknown"), (distance * 1.01, "obama")):
         status, out, err = run(["identify", "--db", str(world["db"]), photo,
-                                "--tolerance", repr(tolerance)])
+                                flag, repr(threshold)])
         assert status == 0, err
         assert rows(out)[0][1] == expected
         assert math.isclose(float(rows(out)[0][2]), distance, abs_tol=1e-4)
@@ -133,10 +135,17 @@ def small(tmp_path: Path) -> dict[str, Path]:
     return {"root": tmp_path, "known": tmp_path / "known", "photo": tmp_path / "photo.png"}
 
 
-@pytest.mark.parametrize("tolerance", ["nan", "-0.5", "0", "inf", "abc"])
-def test_bad_tolerance(no_model: None, small: dict[str, Path], tolerance: str) -> None:
+@pytest.mark.parametrize("flag", ["--threshold", "--tolerance"])
+@pytest.mark.parametrize("threshold", ["nan", "-0.5", "0", "inf", "abc"])
+def test_bad_threshold(no_model: None, small: dict[str, Path], flag: str,
+                       threshold: str) -> None:
     assert_one_error(["identify", str(small["known"]), str(small["photo"]),
-                      f"--tolerance={tolerance}"], "--tolerance")
+                      f"{flag}={threshold}"], flag)
+
+
+def test_the_help_says_threshold() -> None:
+    usage = build_parser()._subparsers._group_actions[0].choices["identify"].format_help()
+    assert "--threshold" in usage and "tolerance" not in usage
 
 
 def test_unknown_backend(no_model: None, small: dict[str, Path]) -> None:

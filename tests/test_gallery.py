@@ -1,4 +1,4 @@
-"""The gallery backends (exact, ann, milvus) against one NumPy brute-force reference.
+"""The face store on each search strategy (exact, ann, milvus) against one NumPy brute force.
 
 Every test of the shared suite runs on each backend: the exact one, the ann one while its
 index is exhaustive ("ann") and once it is an IVF index ("ann-ivf": trained at 64
@@ -19,22 +19,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbutils.extras.gallery import (
-    DEFAULT_THRESHOLD,
+from nbutils.extras.gallery import BackendNotInstalledError, GalleryConnectionError, open_gallery
+from nbutils.faces.database import (
+    DISTANCE_THRESHOLD,
     MAX_NAME_BYTES,
-    BackendNotInstalledError,
     DuplicateNameError,
-    Gallery,
-    GalleryConnectionError,
+    EmptyDatabaseError,
+    FaceDatabase,
     UnknownPersonError,
-    open_gallery,
 )
-from nbutils.faces.database import EmptyDatabaseError, FaceDatabase
 
 DIM = 16
 THRESHOLD = 1.0  # random N(0, 1) 16-d descriptors lie ~5.7 apart; queries ~0.2 from one
 
-Opener = Callable[..., Gallery]
+Opener = Callable[..., FaceDatabase]
 
 SHARED = [
     pytest.param(("exact", {}), id="exact"),
@@ -58,9 +56,9 @@ def opener(request, tmp_path) -> Opener:
     backend, options = request.param
     _requires(backend)
     location = tmp_path / ("gallery.db" if backend == "milvus" else "gallery.npz")
-    opened: list[Gallery] = []
+    opened: list[FaceDatabase] = []
 
-    def open_(dim: int = DIM) -> Gallery:
+    def open_(dim: int = DIM) -> FaceDatabase:
         gallery = open_gallery(location, backend, dim=dim, **options)
         opened.append(gallery)
         return gallery
@@ -92,14 +90,14 @@ def queries(rng: np.random.Generator, people: dict[str, np.ndarray]) -> list[np.
     return [q.astype(np.float32) for q in np.concatenate([near, strangers])]
 
 
-def enrol(gallery: Gallery, people: dict[str, np.ndarray]) -> None:
+def enrol(gallery: FaceDatabase, people: dict[str, np.ndarray]) -> None:
     for name, rows in people.items():
         assert gallery.add(name, rows) == rows.shape[0]
 
 
-def assert_answers_like_reference(gallery: Gallery, people: dict[str, np.ndarray],
+def assert_answers_like_reference(gallery: FaceDatabase, people: dict[str, np.ndarray],
                                   rng: np.random.Generator) -> None:
-    assert gallery.names == sorted(people)
+    assert sorted(gallery.names) == sorted(people)  # exact, ann: enrolment order; milvus: sorted
     assert len(gallery) == len(people)
     assert gallery.num_descriptors == sum(rows.shape[0] for rows in people.values())
     for query in queries(rng, people):
@@ -128,7 +126,7 @@ def test_add_verify_identify_match_the_numpy_reference(opener):
     enrol(gallery, people)
     assert_answers_like_reference(gallery, people, rng)
     for name in ("person_00", "person_03"):  # one photo, and four
-        stored = gallery.get(name)
+        stored = gallery[name]
         assert stored.dtype == np.float32
         np.testing.assert_array_equal(np.sort(stored, axis=0), np.sort(people[name], axis=0))
 
@@ -189,7 +187,7 @@ def test_delete_forgets_a_person_and_save_erases_them_from_the_files(opener):
     gallery.close()
     reopened = opener()
     assert_answers_like_reference(reopened, people, rng)
-    with pytest.raises(UnknownPersonError, match="'person_07' is not in the gallery"):
+    with pytest.raises(UnknownPersonError, match="'person_07' is not in the face database"):
         reopened.verify(gone[0], "person_07")
     reopened.add("person_07", gone[:1])  # the name is free again
     assert reopened.identify(gone[0]) == (0.0, "person_07")
@@ -204,7 +202,7 @@ def test_add_many_enrols_like_add_and_is_all_or_nothing(opener):
     assert gallery.add_many(first) == sum(rows.shape[0] for rows in first.values())
     second = {n: people[n] for n in names[12:]}
     for clash, message in (({**second, names[3]: people[names[3]]},
-                            f"already in the gallery: '{names[3]}'; nobody was added"),
+                            f"already in the face database: '{names[3]}'; nobody was added"),
                            ({**second, "bad": np.ones(DIM + 1)},
                             r"descriptors of 'bad' must have shape")):
         with pytest.raises(ValueError, match=message):
@@ -217,21 +215,35 @@ def test_add_many_enrols_like_add_and_is_all_or_nothing(opener):
 def test_a_duplicate_name_is_refused_and_changes_nothing(opener):
     gallery = opener()
     gallery.add("ann", np.ones(DIM))
-    with pytest.raises(DuplicateNameError, match=r"'ann' is already in the gallery: "
-                                                 r"delete\('ann'\) first"):
+    with pytest.raises(DuplicateNameError, match=r"'ann' is already in the face database: "
+                                                 r"add\(\.\.\., append=True\) to add photos "
+                                                 r"of them, delete\('ann'\) first"):
         gallery.add("ann", np.zeros(DIM))
-    np.testing.assert_array_equal(gallery.get("ann"), np.ones((1, DIM), dtype=np.float32))
+    np.testing.assert_array_equal(gallery["ann"], np.ones((1, DIM), dtype=np.float32))
+
+
+def test_append_adds_photos_of_an_enrolled_person(opener):
+    gallery = opener(dim=2)
+    gallery.add("ann", np.array([0.0, 0.0]))
+    gallery.add("bob", np.array([5.0, 5.0]))
+    assert gallery.add("ann", np.array([[9.0, 0.0], [8.0, 0.0]]), append=True) == 2
+    assert gallery.num_descriptors == 4 and sorted(gallery.names) == ["ann", "bob"]
+    np.testing.assert_array_equal(np.sort(gallery["ann"], axis=0),
+                                  [[0.0, 0.0], [8.0, 0.0], [9.0, 0.0]])
+    assert gallery.identify(np.array([10.0, 0.0], np.float32), threshold=1.5) == (1.0, "ann")
+    assert gallery.add("carl", np.ones(2), append=True) == 1  # a new name is fine too
+    assert gallery.delete("ann") == 3
 
 
 def test_an_unknown_person_is_named_with_the_known_ones(opener):
     gallery = opener()
-    with pytest.raises(UnknownPersonError, match="which is empty"):
+    with pytest.raises(UnknownPersonError, match="not in the face database, which is empty"):
         gallery.delete("zoe")
     gallery.add("ann", np.ones(DIM))
     gallery.add("bob", np.zeros(DIM))
     for call in (lambda: gallery.verify(np.ones(DIM), "zoe"), lambda: gallery.delete("zoe"),
-                 lambda: gallery.get("zoe"), lambda: gallery.delete(3)):
-        with pytest.raises(UnknownPersonError, match="not in the gallery; known names: "
+                 lambda: gallery["zoe"], lambda: gallery.delete(3)):
+        with pytest.raises(UnknownPersonError, match="not in the face database; known names: "
                                                      "'ann', 'bob'") as caught:
             call()
         assert isinstance(caught.value, KeyError)
@@ -262,7 +274,7 @@ def test_bad_descriptors_are_refused_by_name(opener, descriptors, message):
 
 def test_bad_names_queries_and_options_are_refused(opener):
     gallery = opener()
-    with pytest.raises(EmptyDatabaseError, match="is empty: enrol someone"):
+    with pytest.raises(EmptyDatabaseError, match="the face database is empty: enroll"):
         gallery.identify(np.ones(DIM))
     for name, message in ((" ", "empty or blank"), (7, "must be a str"), ("a\x00b", "NUL"),
                           ("\udc80x", "valid Unicode"),
@@ -331,20 +343,44 @@ def test_a_backend_that_is_not_installed_names_its_extra(tmp_path, monkeypatch, 
     assert isinstance(caught.value, ImportError)
 
 
-def test_the_default_threshold_is_the_encoders():
-    from nbutils.faces.encoder import DISTANCE_THRESHOLD
+def test_every_default_threshold_is_the_one_dlibs_file_records():
+    """0.6 is what dlib publishes, and what its file records (the parser refuses a file
+    that records another: tests/test_face_encoder.py); every default is that one name."""
+    import inspect
 
-    assert DEFAULT_THRESHOLD == DISTANCE_THRESHOLD
+    from nbutils.extras.cli.faces import build_parser
+    from nbutils.faces.recognition import verify, who_is_it
+
+    assert DISTANCE_THRESHOLD == 0.6
+    for function in (verify, who_is_it):
+        assert inspect.signature(function).parameters["threshold"].default == DISTANCE_THRESHOLD
+    for method in (FaceDatabase.identify, FaceDatabase.verify):
+        assert inspect.signature(method).parameters["threshold"].default == DISTANCE_THRESHOLD
+    assert build_parser().parse_args(["identify", "k", "p"]).threshold == DISTANCE_THRESHOLD
 
 
 def test_the_exact_backend_is_a_face_database(tmp_path):
     gallery = open_gallery(tmp_path / "g.npz", dim=DIM)
+    assert isinstance(gallery, FaceDatabase) and gallery.location == tmp_path / "g.npz"
     gallery.add("ann", np.ones((2, DIM)))
     gallery.save()
     database = FaceDatabase.load(tmp_path / "g.npz")  # the file is FaceDatabase's format
     assert database.names == ["ann"] and database.num_descriptors == 2
-    with pytest.raises(ValueError, match="is a folder"):
-        open_gallery(tmp_path, dim=DIM)
+    for backend in ("exact", "ann"):
+        with pytest.raises(ValueError, match=f"the {backend} gallery is one .npz file, but "
+                                             ".* is a folder"):
+            open_gallery(tmp_path, backend, dim=DIM)
+
+
+def test_a_database_opened_from_no_file_needs_a_path_to_save(tmp_path):
+    database = FaceDatabase(dim=DIM)
+    database.add("ann", np.ones(DIM))
+    with pytest.raises(ValueError, match=r"not opened from a file: save\(path\)"):
+        database.save()
+    assert database.save(tmp_path / "a.npz") == tmp_path / "a.npz" == database.location
+    database.add("bob", np.zeros(DIM))
+    database.save()  # where it was saved last
+    assert FaceDatabase.load(tmp_path / "a.npz").names == ["ann", "bob"]
 
 
 # ----------------------------------------------------------------------- ann backend
@@ -361,7 +397,7 @@ def test_ann_recall_against_exact_search_on_random_unit_descriptors(tmp_path):
     gallery = open_gallery(tmp_path / "big.npz", "ann", dim=d)
     for i in range(0, n, 10):  # 2,000 people x 10 photos
         gallery.add(f"p{i // 10:04d}", rows[i:i + 10])
-    assert gallery.nlist > 0  # the IVF index, not the exhaustive one
+    assert gallery.index.nlist > 0  # the IVF index, not the exhaustive one
     picks = rng.integers(0, n, 200)
     noise = rng.standard_normal((200, d)).astype(np.float32)
     near = rows[picks] + 0.4 * noise / np.linalg.norm(noise, axis=1, keepdims=True)
@@ -380,7 +416,7 @@ def test_ann_retrains_as_it_grows_and_stays_exact_when_probing_every_cell(tmp_pa
     trained_at = {}  # nlist -> the size at which it first appeared
     for name, rows in people.items():
         gallery.add(name, rows)
-        trained_at.setdefault(gallery.nlist, gallery.num_descriptors)
+        trained_at.setdefault(gallery.index.nlist, gallery.num_descriptors)
     # Trained at 60 descriptors: 4 sqrt(60) ~ 31 cells, but k-means wants 39 points per
     # cell, so 1; then retrained whenever 39 points per cell allow twice the cells, each
     # time as soon as one person's photos take the size to 2 x 39, 4 x 39, 8 x 39.
@@ -388,7 +424,7 @@ def test_ann_retrains_as_it_grows_and_stays_exact_when_probing_every_cell(tmp_pa
     first_past = [int(sizes[np.argmax(sizes >= bound)]) for bound in (60, 78, 156, 312)]
     assert trained_at == {0: int(sizes[0]), 1: first_past[0], 2: first_past[1],
                           4: first_past[2], 8: first_past[3]}
-    assert gallery.nprobe == 8  # nprobe=10_000: every cell
+    assert gallery.index.nprobe == 8  # nprobe=10_000: every cell
     assert_answers_like_reference(gallery, people, rng)
     gallery.save()
     gallery.close()
@@ -414,12 +450,12 @@ def test_ann_cells_and_probes_follow_the_gallerys_size(tmp_path):
     gallery = open_gallery(tmp_path / "g.npz", "ann", dim=DIM, train_at=1_000)
     rng = np.random.default_rng(7)
     gallery.add_many({f"p{i:03d}": rng.standard_normal((10, DIM)) for i in range(99)})
-    assert (gallery.nlist, gallery.nprobe) == (0, 0)  # 990 descriptors: exhaustive
+    assert (gallery.index.nlist, gallery.index.nprobe) == (0, 0)  # 990 descriptors: exhaustive
     gallery.add("p099", rng.standard_normal((10, DIM)))
-    assert (gallery.nlist, gallery.nprobe) == (16, 16)
+    assert (gallery.index.nlist, gallery.index.nprobe) == (16, 16)
     gallery.save()
     fixed = open_gallery(tmp_path / "g.npz", "ann", dim=DIM, nprobe=3)
-    assert (fixed.nlist, fixed.nprobe) == (16, 3)
+    assert (fixed.index.nlist, fixed.index.nprobe) == (16, 3)
 
 
 def test_ann_refuses_files_that_are_not_its_own(tmp_path):
@@ -494,7 +530,7 @@ def test_milvus_lite_recovers_from_a_save_interrupted_while_rewriting(tmp_path, 
     enrol(gallery, people)
     gallery.delete("person_02")
     del people["person_02"]
-    client = gallery._client
+    client = gallery.index._client
     real_drop = client.drop_collection
 
     def crash_on_the_old_one(name, *args, **kwargs):
@@ -509,14 +545,16 @@ def test_milvus_lite_recovers_from_a_save_interrupted_while_rewriting(tmp_path, 
     assert client.has_collection("faces__rewrite")
     gallery.close()
     reopened = open_gallery(uri, "milvus", dim=DIM)
-    assert not reopened._client.has_collection("faces__rewrite")
+    assert not reopened.index._client.has_collection("faces__rewrite")
     assert_answers_like_reference(reopened, people, rng)
     reopened.close()
 
 
 def test_the_gallery_stays_apart_from_the_photo_pipeline():
     """Like the face database: no gallery module, nor any nbutils module it pulls in,
-    imports the photo pipeline, Keras or TensorFlow (nbutils.faces's __init__ aside)."""
+    imports the photo pipeline, Keras or TensorFlow. nbutils.faces's __init__ runs, but it
+    imports its modules lazily, on first use: checked by importing them all in a fresh
+    process."""
     from test_import_graph import (
         PIPELINE,
         ROOT,
@@ -530,13 +568,19 @@ def test_the_gallery_stays_apart_from_the_photo_pipeline():
     modules = module_files(ROOT, "nbutils")
     graph = import_graph(modules)
     gallery = {m for m in modules if _is_within(m, ("nbutils.extras.gallery",))}
-    assert {"nbutils.extras.gallery.exact", "nbutils.extras.gallery.ann",
-            "nbutils.extras.gallery.milvus"} <= gallery
-    pulled_in = gallery.union(*(reachable(graph, m) for m in gallery))
-    assert "nbutils.faces" not in pulled_in
+    assert {"nbutils.extras.gallery.ann", "nbutils.extras.gallery.milvus"} <= gallery
+    lazy = {**graph, "nbutils.faces": set()}  # its __init__ imports on first use only
+    pulled_in = gallery.union(*(reachable(lazy, m) for m in gallery)) - {"nbutils.faces"}
     offending = {(module, name) for module in pulled_in
                  for name in imported_names(module, modules) if _is_within(name, PIPELINE)}
     assert not offending, f"the gallery reaches the pipeline: {sorted(offending)}"
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, nbutils.extras.gallery.ann, "
+         "nbutils.extras.gallery.milvus, nbutils.extras.cli.faces_checks; "
+         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow') "
+         "or m in ('nbutils.faces.encoder', 'nbutils.faces.detect')))"],
+        capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout
 
 
 def test_a_milvus_lite_gallery_open_in_another_process_is_a_clear_error(tmp_path):

@@ -30,7 +30,7 @@ from nbutils import images as images_module
 from nbutils._internal.atomic import AtomicWriteError
 from nbutils.extras.cli import style as cli
 from nbutils.extras.cli.options import float_option, int_option
-from nbutils.faces import database as database_module
+from nbutils.faces import exact_index
 from nbutils.faces.database import FaceDatabase
 from nbutils.images import MAX_PIXELS, ImageError, load_image
 from nbutils.vgg19 import VGG19_LAYER_NAMES
@@ -142,7 +142,7 @@ def test_the_load_limit_is_the_documented_one(tmp_path, monkeypatch):
     path = zero_database_npz(tmp_path / "medium.npz", rows=2000)  # ~1 MB of descriptors
     with pytest.raises(ValueError, match="medium.npz is too large.*max_bytes = 1,000,000"):
         FaceDatabase.load(path, max_bytes=1_000_000)
-    monkeypatch.setattr(database_module, "MAX_LOAD_BYTES", 500_000)
+    monkeypatch.setattr(exact_index, "MAX_LOAD_BYTES", 500_000)
     with pytest.raises(ValueError, match="max_bytes = 500,000"):
         FaceDatabase.load(path)
     assert FaceDatabase.load(path, max_bytes=2_000_000).num_descriptors == 2000
@@ -374,8 +374,8 @@ def assert_refused(argv: list[str], option: str, folder: Path, capsys) -> str:
 IMAGES = ["content.png", "style.png", "-o", "out.png"]
 
 BAD_OPTIONS = [
-    (["--passes", "0"], "--passes"), (["--passes", "-5"], "--passes"),
-    (["--passes", "many"], "--passes"), (["--passes", "2.5"], "--passes"),
+    (["--steps", "0"], "--steps"), (["--steps", "-5"], "--steps"),
+    (["--steps", "many"], "--steps"), (["--steps", "2.5"], "--steps"),
     (["--alpha", "nan"], "--alpha"), (["--alpha", "inf"], "--alpha"),
     (["--alpha", "-1"], "--alpha"), (["--alpha", "1e300"], "--alpha"),
     (["--beta", "NaN"], "--beta"), (["--style-weights", "1e16"], "--style-weights"),
@@ -391,7 +391,7 @@ BAD_OPTIONS = [
     (["--scales", "0"], "--scales"), (["--scales", "-2"], "--scales"),
     (["--size", "64", "--scales", "4"], "--scales"),
     (["--size", "400", "--scales", "10000000000000000000"], "--scales"),
-    (["--passes", "2", "--scales", "3"], "--passes"),
+    (["--steps", "2", "--scales", "3"], "--steps"),
     (["--size", "15"], "--size"), (["--size", "0"], "--size"), (["--size", "nan"], "--size"),
     (["--size", "1000000"], "--size"), (["--size", "1" + "0" * 400], "--size"),
     (["--size", "1" + "0" * 400, "--scales", "3"], "--size"),
@@ -451,9 +451,9 @@ def test_a_save_dir_that_is_a_regular_file_is_found_before_the_run(workdir, caps
                    workdir, capsys)
     assert_refused(IMAGES + ["--save-every", "10", "--save-dir", "frames/sub"], "--save-dir",
                    workdir, capsys)
-    (workdir / "out_passes").write_text("the default save dir, taken by a file")
+    (workdir / "out_steps").write_text("the default save dir, taken by a file")
     line = assert_refused(IMAGES + ["--save-every", "10"], "--save-dir", workdir, capsys)
-    assert "out_passes" in line and "default" in line
+    assert "out_steps" in line and "default" in line
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
@@ -474,14 +474,14 @@ def _fake_stylize(calls: list):
     def stylize_fast(content, styles, **kwargs):
         calls.append(kwargs)
         return np.full((16, 16, 3), 0.5, np.float32), {
-            "interrupted": False, "pass": [1, 2], "best_total": 3.0}
+            "interrupted": False, "step": [0, 1], "best_total": 3.0}
     return stylize_fast
 
 
 def test_good_options_reach_stylize_fast_and_the_image_is_saved(workdir, capsys, monkeypatch):
     calls: list = []
     monkeypatch.setattr(cli, "stylize_fast", _fake_stylize(calls))
-    code, err = run_cli(IMAGES + ["--size", "64", "--scales", "3", "--passes", "3",
+    code, err = run_cli(IMAGES + ["--size", "64", "--scales", "3", "--steps", "3",
                                   "--alpha", "0", "--style-scale", "0.5", "--seed", "-7",
                                   "--style-layers", "block1_conv1, block5_pool",
                                   "--save-every", "1", "--save-dir", "new/frames"], capsys)

@@ -61,13 +61,26 @@ def _from_base(module: str, node: ast.ImportFrom, modules: dict[str, Path]) -> s
     return ".".join(package + ([node.module] if node.module else []))
 
 
+def _lazy_homes(node: ast.Call, package: str) -> set[str]:
+    """The modules a ``lazy_names(__name__, {"module": (...), ...})`` table names."""
+    table = node.args[1] if len(node.args) > 1 else None
+    if not isinstance(table, ast.Dict):
+        return set()
+    keys = [k.value for k in table.keys if isinstance(k, ast.Constant)]
+    return {k if k.startswith("nbutils.") else f"{package}.{k}" for k in keys}
+
+
 def imported_names(module: str, modules: dict[str, Path]) -> set[str]:
     """Every dotted name ``module`` imports (any package), as written, relative ones resolved;
-    ``from p import x`` gives ``p.x`` when that is one of ``modules``, else ``p``."""
+    ``from p import x`` gives ``p.x`` when that is one of ``modules``, else ``p``. The
+    modules of a package's ``lazy_names`` table count as imported by the package."""
     tree = ast.parse(modules[module].read_text(encoding="utf-8"), str(modules[module]))
     names = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "lazy_names"):
+            names.update(_lazy_homes(node, module))
+        elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = _from_base(module, node, modules)
@@ -192,6 +205,39 @@ def graph(modules) -> Graph:
     return import_graph(modules)
 
 
+# ----------------------------------------------------------------------------- layers
+
+#: The parts of nbutils, lowest first. A module may import its own part, or a part with a
+#: lower rank: lab and extras -> core -> internals, never back, and lab and extras never
+#: each other. Entry points (``python -m`` commands) may import anything; nothing imports
+#: them.
+LAYERS = {"internals": 0, "core": 1, "lab": 2, "extras": 2, "entry": 3}
+
+
+def layer_of(module: str) -> str:
+    """Which part of nbutils ``module`` belongs to."""
+    if module.endswith(".__main__") or module == "nbutils.prepare":
+        return "entry"
+    for prefix, part in (("nbutils._internal", "internals"), ("nbutils.lab", "lab"),
+                         ("nbutils.extras", "extras")):
+        if module == prefix or module.startswith(prefix + "."):
+            return part
+    return "core"
+
+
+def wrong_way_imports(graph: Graph) -> list[tuple[str, str]]:
+    """Every edge m -> t that runs against the layers: t's part is m's entry point, or of
+    the same rank but another part, or higher."""
+    wrong = []
+    for module, targets in sorted(graph.items()):
+        part = layer_of(module)
+        for target in sorted(targets):
+            other = layer_of(target)
+            if other != part and (other == "entry" or LAYERS[other] >= LAYERS[part]):
+                wrong.append((module, target))
+    return wrong
+
+
 # ----------------------------------------------------------------------------- self-tests
 
 
@@ -251,7 +297,9 @@ def test_edges_of_a_hand_made_package(tmp_path):
 
 def test_graph_covers_every_module(modules, graph):
     assert {"nbutils", "nbutils.faces", "nbutils.faces.database", "nbutils.triplet",
-            "nbutils.siamese.mining"} <= set(modules)
+            "nbutils.siamese.mining", "nbutils.lab.grade", "nbutils.extras.fast_style",
+            "nbutils._internal.npz"} <= set(modules)
+    assert "nbutils.style.costs" in graph["nbutils.style"]  # through its lazy_names table
     assert "nbutils.faces.database" in graph["nbutils.faces.recognition"]
     assert "nbutils.triplet" in graph["nbutils.siamese.mining"]
 
@@ -289,3 +337,49 @@ def test_siamese_never_imports_faces(modules, graph):
     offending = {(m, t) for m in siamese for t in reachable(graph, m)
                  if _is_within(t, ("nbutils.faces",))}
     assert not offending, f"nbutils.siamese reaches nbutils.faces: {sorted(offending)}"
+
+
+def test_layers_of_the_parts():
+    assert layer_of("nbutils._internal.weights.registry") == "internals"
+    assert layer_of("nbutils.lab.checks.core") == "lab"
+    assert layer_of("nbutils.extras.gallery.ann") == "extras"
+    assert layer_of("nbutils.faces.__main__") == "entry"
+    assert [layer_of(m) for m in ("nbutils", "nbutils.style.costs", "nbutils.vgg19",
+                                  "nbutils.images", "nbutils.lab_notes")] == ["core"] * 5
+
+
+def test_wrong_way_imports_on_a_hand_made_graph():
+    graph = {
+        "nbutils.style.costs": {"nbutils._internal.npz"},           # core -> internals: fine
+        "nbutils.lab.grade": {"nbutils.style.costs", "nbutils.lab.checks"},  # fine
+        "nbutils.extras.fast_style": {"nbutils.style.costs"},       # fine
+        "nbutils.style.__main__": {"nbutils.extras.cli.style"},     # an entry point: fine
+        "nbutils._internal.npz": {"nbutils.faces.database"},        # internals -> core
+        "nbutils.faces.database": {"nbutils.extras.gallery.ann"},   # core -> extras
+        "nbutils.extras.cli.style": {"nbutils.lab.checks"},         # extras -> lab
+        "nbutils.lab.checks": {"nbutils.faces.__main__"},           # into an entry point
+    }
+    assert wrong_way_imports(graph) == [
+        ("nbutils._internal.npz", "nbutils.faces.database"),
+        ("nbutils.extras.cli.style", "nbutils.lab.checks"),
+        ("nbutils.faces.database", "nbutils.extras.gallery.ann"),
+        ("nbutils.lab.checks", "nbutils.faces.__main__"),
+    ]
+
+
+def test_a_planted_upward_import_is_found(tmp_path):
+    """A copy of nbutils with one internal module importing the core fails the rule."""
+    import shutil
+
+    shutil.copytree(ROOT / PACKAGE, tmp_path / PACKAGE)
+    planted = tmp_path / PACKAGE / "_internal" / "npz.py"
+    planted.write_text(planted.read_text() + "\n\ndef _late():\n"
+                       "    from nbutils.faces.database import FaceDatabase  # noqa: F401\n")
+    wrong = wrong_way_imports(import_graph(module_files(tmp_path, PACKAGE)))
+    assert ("nbutils._internal.npz", "nbutils.faces.database") in wrong
+
+
+def test_imports_run_lab_and_extras_to_core_to_internals(graph):
+    wrong = wrong_way_imports(graph)
+    listing = "\n".join(f"{m} ({layer_of(m)}) -> {t} ({layer_of(t)})" for m, t in wrong)
+    assert not wrong, f"imports against the layers (lab/extras -> core -> internals):\n{listing}"

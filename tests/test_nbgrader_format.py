@@ -11,7 +11,7 @@ from traitlets.config import Config
 
 from nbutils.lab import exercises, nbgrader
 from nbutils.lab.checks import CHECKS, GRADED
-from nbutils.lab.exercises import cli as exercises_cli
+from nbutils.lab.exercises import __main__ as exercises_cli
 from nbutils.lab.parameters import load_preset
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"

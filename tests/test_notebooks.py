@@ -93,6 +93,21 @@ def test_notebook_nbutils_imports_exist(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_imports_each_function_from_the_module_that_defines_it(path):
+    """One hop from a cell to the formula: no package re-export in between."""
+    for cell in code_cells(path):
+        for node in ast.walk(ast.parse(python_source(cell))):
+            if isinstance(node, ast.ImportFrom) and node.module.startswith("nbutils"):
+                for alias in node.names:
+                    obj = getattr(importlib.import_module(node.module), alias.name)
+                    home = getattr(obj, "__module__", node.module)
+                    if callable(obj):
+                        assert home == node.module, (
+                            f"{path.name}: `from {node.module} import {alias.name}`: it is "
+                            f"defined in {home}; import it from there")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_has_stored_check_outputs_and_no_errors(path):
     nb = nbformat.read(path, as_version=4)
     checks = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]

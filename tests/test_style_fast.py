@@ -25,7 +25,7 @@ from nbutils.style.costs import (
     compute_style_cost,
     total_cost,
 )
-from nbutils.style.optimize import get_layer_outputs
+from nbutils.style.optimize import get_layer_outputs, stylize
 from nbutils.vgg19 import load_vgg19
 
 
@@ -101,7 +101,7 @@ def test_objective_with_controls_off_is_the_course_objective(vgg, images):
 @pytest.mark.slow
 @pytest.mark.parametrize("xla", [False, True])
 def test_compiled_pass_is_the_course_cost_and_its_gradient(vgg, images, xla):
-    """One pass of the fast path (hand-written Gram gradient; with or without XLA) gives
+    """One compiled pass of the fast path (targets as arguments; with or without XLA) gives
     the course's J and the gradient automatic differentiation takes of the course's code."""
     model, content, style, g, objective = course_objective(vgg, images, 48, seed=3)
     J, _, _, grad = objective.value_and_gradient(xla=xla)(g)
@@ -133,20 +133,54 @@ def test_two_styles_cost_is_the_weighted_sum(vgg, images):
 
 
 @pytest.mark.slow
+def test_a_style_image_of_another_size_is_compared_per_position(vgg, images):
+    """style_scale: J_style^[l] = sum((G_S / n_S - G_G / n_G)^2) / (4 n_C^2), n = n_H n_W
+    of each image, as the course's cost is when the sizes are equal."""
+    model = get_layer_outputs(vgg, STYLE_LAYERS + CONTENT_LAYER)
+    content = tf.constant(load_image(images[0], 32)[None])
+    style = tf.constant(load_image(images[1], (48, 64))[None])
+    objective = Objective(model, STYLE_LAYERS, 10, 40, 0.0, "course")
+    objective.set_targets(content, [style], [1.0])
+
+    def gram(a):
+        A = a.numpy().astype(np.float64).reshape(-1, a.shape[-1])
+        return A.T @ A / len(A)
+
+    expected = sum(lam * np.sum((gram(s) - gram(g)) ** 2) / (4 * s.shape[-1] ** 2)
+                   for (_, lam), s, g in zip(STYLE_LAYERS, model(style)[:-1], model(content)[:-1],
+                                              strict=True))
+    np.testing.assert_allclose(float(objective.costs(content)[2]), expected, rtol=1e-4)
+
+
+@pytest.mark.slow
 def test_lbfgs_reaches_adams_cost_in_fewer_passes(vgg, images):
-    adam_img, adam = stylize_fast(images[0], images[1], 48, optimizer="adam", passes=30,
+    adam_img, adam = stylize_fast(images[0], images[1], 48, optimizer="adam", steps=30,
                                   vgg=vgg, progress=False)
-    _, lbfgs = stylize_fast(images[0], images[1], 48, optimizer="lbfgs", passes=30, vgg=vgg,
+    _, lbfgs = stylize_fast(images[0], images[1], 48, optimizer="lbfgs", steps=30, vgg=vgg,
                             progress=False, target_cost=adam["total"][-1])
     assert adam["total"][-1] < 0.5 * adam["total"][0]  # both really minimise
     assert lbfgs["best_total"] <= adam["total"][-1]
-    assert len(lbfgs["pass"]) < 30
+    assert len(lbfgs["step"]) < 30
+
+
+@pytest.mark.slow
+def test_adam_is_the_courses_step_with_the_courses_history(vgg, images):
+    """optimizer="adam" takes `stylize`'s steps: the same costs and the same G after each
+    step, recorded under the same keys."""
+    _, course = stylize(images[0], images[1], size=32, steps=3, every=1, vgg=vgg,
+                        progress=False)
+    _, fast = stylize_fast(images[0], images[1], 32, optimizer="adam", steps=3, every=1,
+                           vgg=vgg, progress=False)
+    assert set(course) < set(fast) and course["step"] == fast["step"] == [0, 1, 2]
+    np.testing.assert_allclose(fast["total"], course["total"], rtol=1e-4)
+    for k in fast["snapshots"]:
+        np.testing.assert_allclose(fast["snapshots"][k], course["snapshots"][k], atol=1e-4)
 
 
 @pytest.mark.slow
 def test_coarse_to_fine_sizes_and_output(vgg, images):
     assert scale_sizes((400, 300), 3) == [(100, 75), (200, 150), (400, 300)]
-    image, history = stylize_fast(images[0], images[1], (40, 56), scales=2, passes=6, vgg=vgg,
+    image, history = stylize_fast(images[0], images[1], (40, 56), scales=2, steps=6, vgg=vgg,
                                   progress=False)
     assert image.shape == (40, 56, 3)
     assert sorted(set(history["scale"])) == [0, 1]
@@ -154,7 +188,7 @@ def test_coarse_to_fine_sizes_and_output(vgg, images):
 
 @pytest.mark.slow
 def test_luminance_transfer_keeps_the_contents_chroma(vgg, images):
-    image, _ = stylize_fast(images[0], images[1], 48, passes=5, preserve_color="luminance",
+    image, _ = stylize_fast(images[0], images[1], 48, steps=5, preserve_color="luminance",
                             vgg=vgg, progress=False)
     content = load_image(images[0], 48)
     chroma = np.abs(rgb_to_ycbcr(image)[..., 1:] - rgb_to_ycbcr(content)[..., 1:])
@@ -163,7 +197,7 @@ def test_luminance_transfer_keeps_the_contents_chroma(vgg, images):
 
 @pytest.mark.slow
 def test_same_seed_same_image(vgg, images):
-    runs = [stylize_fast(images[0], images[1], 32, passes=4, seed=s, vgg=vgg,
+    runs = [stylize_fast(images[0], images[1], 32, steps=4, seed=s, vgg=vgg,
                          progress=False)[0] for s in (3, 3, 4)]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
@@ -171,13 +205,13 @@ def test_same_seed_same_image(vgg, images):
 
 @pytest.mark.slow
 def test_interrupt_returns_the_best_image_so_far(vgg, images):
-    def stop(n, image, costs):
-        if n == 4:
+    def stop(step, image, costs):
+        if step == 3:
             raise KeyboardInterrupt
 
-    image, history = stylize_fast(images[0], images[1], 32, passes=50, every=1, callback=stop,
+    image, history = stylize_fast(images[0], images[1], 32, steps=50, every=1, callback=stop,
                                   vgg=vgg, progress=False)
-    assert history["interrupted"] and len(history["pass"]) == 4
+    assert history["interrupted"] and history["step"] == [0, 1, 2, 3]
     assert image.shape == (32, 32, 3) and history["best_total"] == min(history["total"])
 
 

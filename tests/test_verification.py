@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from nbutils.plots import plot_roc  # noqa: E402
 from nbutils.siamese.verification import (  # noqa: E402
     accuracy_at,
     auc,
@@ -21,6 +20,7 @@ from nbutils.siamese.verification import (  # noqa: E402
     make_pairs,
     pair_features,
     pick_threshold,
+    plot_roc,
     roc_curve,
     train_logistic_head,
 )

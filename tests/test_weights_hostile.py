@@ -25,10 +25,10 @@ from test_weights import Storage, Tensor, fake_torch, write_legacy  # noqa: F401
 from nbutils import vgg19
 from nbutils._internal import npz
 from nbutils._internal import weights as w
+from nbutils._internal.cache import CACHE_ENV
 from nbutils._internal.weights import integrity, joblib_file, torch_file
 from nbutils._internal.weights.registry import MTCNN_WEIGHTS
 from nbutils._internal.weights.restricted import MAX_PICKLE_BYTES
-from nbutils.settings import CACHE_ENV
 
 TESTS = Path(__file__).parent
 

@@ -44,7 +44,7 @@ import nbformat
 
 from nbutils.lab.checks import GRADED, reference_of
 from nbutils.lab.exercises import reference_body_lines
-from nbutils.lab.exercises.cli import main as emit
+from nbutils.lab.exercises.__main__ import main as emit
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {"art_generation": ROOT / "notebooks/art_generation.py",

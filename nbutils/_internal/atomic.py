@@ -3,20 +3,11 @@
     with atomic_write("people.npz") as f:   # f: a binary file in the target's folder
         np.savez(f, **arrays)
 
-1. The bytes go to a temporary file ``.<name>.<pid>.<random>.tmp`` in the target's folder
-   (the same file system, so the rename below is atomic).
-2. The file is flushed and fsynced, given the target's permissions, then renamed over the
-   target with ``os.replace``; the folder is fsynced so that the rename itself survives a
-   power cut. Readers see the old file or the new one, never a mix.
-3. Any failure (an exception, Ctrl-C) removes the temporary file and leaves the target as
-   it was.
-4. A writer killed with ``kill -9`` cannot clean up; the next write to the same target
-   removes its leftovers. A writer holds an exclusive ``flock`` on its temporary file while
-   it works, and the lock dies with the process, so a leftover whose lock can be taken
-   belongs to a dead writer; a concurrent live writer's file is never touched.
-
-Permissions: an existing target keeps its mode. A new file gets ``0o666`` minus the umask,
-as ``open()`` would give it (``mkstemp`` alone would make it private, ``0o600``).
+The bytes go to ``.<name>.<pid>.<random>.tmp`` in the target's folder, are fsynced, given
+the target's mode (a new file: ``0o666`` minus the umask, as ``open()`` gives), and renamed
+over it; the folder is fsynced too. Readers see the old file or the new one; any failure
+leaves the target as it was. A writer holds an ``flock`` on its temporary file, which dies
+with it, so the next write removes a ``kill -9``'d writer's leftovers, never a live one's.
 """
 
 from __future__ import annotations
@@ -63,7 +54,7 @@ def _target_mode(target: Path) -> int:
 
 
 def _writer_is_dead(tmp: Path) -> bool:
-    """True when no live process is writing ``tmp`` (see the module docstring, point 4)."""
+    """True when no live process is writing ``tmp`` (its lock can be taken, or its pid is gone)."""
     if fcntl is not None:
         try:
             fd = os.open(tmp, os.O_RDONLY)

@@ -1,25 +1,11 @@
 """Read dlib's serialized face ResNet (``dlib_face_recognition_resnet_model_v1.dat``) with NumPy.
 
-dlib writes a network with its own little format (``dlib/serialize.h``, ``dlib/dnn/*.h``):
-
-- integer: a control byte (low nibble: number N of magnitude bytes, 1..8; bit 0x80: negative),
-  then N little-endian magnitude bytes. ``01 05`` is 5, ``81 05`` is -5, ``01 00`` is 0.
-- bool: the ASCII byte ``'1'`` or ``'0'``.
-- string: an integer length, then that many bytes.
-- float and double: an integer mantissa m and an integer exponent e, value ``m * 2**e``;
-  e = 32000 / 32001 / 32002 stands for +inf / -inf / nan.
-- tensor: integer version 2, integers N, K, R, C, then N*K*R*C little-endian float32 (NCHW).
-- alias tensor (a view into a params tensor): integer version 1 and its N, K, R, C; no data.
-
-The file, in order:
-
-1. the loss layer: version 1, ``"loss_metric_2"``, margin (float), distance threshold (float);
-2. one wrapper version per layer, from the output side inward: 1 for tag and skip layers
-   (they write nothing else), 2 for an ordinary layer, 3 for the layer next to the input;
-3. the input layer: ``"input_rgb_image_sized"``, the 3 channel means (R, G, B), rows, cols;
-4. each ordinary layer's own fields, from the input side to the output, each followed by its
-   wrapper's state: 3 bools and 3 tensors (empty in a trained file); the layer next to the
-   input also writes its sample-expansion factor (an integer) after them.
+dlib's format (``dlib/serialize.h``): an integer is a control byte (low nibble N in 1..8,
+0x80 negative) and N little-endian bytes; a float is integers m, e for ``m * 2**e`` (e of
+32000/32001/32002: inf/-inf/nan); a tensor is version 2, N, K, R, C and N*K*R*C float32.
+The file holds the loss layer (``loss_metric_2``, margin, threshold), one wrapper version
+per layer from the output inward, the input layer (channel means, rows, cols), then each
+layer's fields from the input outward. The full layout: ``docs/design-notes.md``.
 
 Every read is bounds-checked: a corrupt or truncated file raises `WeightsError` naming the
 file, the byte offset and what was expected, never an IndexError or a struct.error.
@@ -36,13 +22,11 @@ import numpy as np
 
 from nbutils._internal.weights.integrity import WeightsError, check_digest
 from nbutils._internal.weights.registry import FACE_RESNET
-from nbutils.faces.align import CHIP_SIZE
 
 FACE_RESNET_SIZE = 22_466_066  # bytes
 
 LOSS_NAME = "loss_metric_2"
 LOSS_MARGIN = 0.04
-DISTANCE_THRESHOLD = 0.6  # recorded in the file: same person when ||f(a) - f(b)|| < 0.6
 INPUT_NAME = "input_rgb_image_sized"
 INPUT_MEANS = (122.782, 117.001, 104.298)  # R, G, B, in 0..255 pixel units
 
@@ -356,12 +340,12 @@ def _expect_float(r: DlibReader, expected: float, what: str) -> None:
         raise r.error(f"{what} = {expected}", f"{value}", at)
 
 
-def _read_header(r: DlibReader) -> list[int]:
+def _read_header(r: DlibReader, threshold: float) -> list[int]:
     """Loss layer, then wrapper versions up to the 3 of the layer next to the input."""
     r.expect_int(1, "the loss layer version")
     r.expect_string(LOSS_NAME, "the loss name")
     _expect_float(r, LOSS_MARGIN, "the loss margin")
-    _expect_float(r, DISTANCE_THRESHOLD, "the distance threshold")
+    _expect_float(r, threshold, "the distance threshold")
     versions: list[int] = []
     while not versions or versions[-1] != 3:
         at = r.pos
@@ -372,12 +356,12 @@ def _read_header(r: DlibReader) -> list[int]:
     return versions
 
 
-def _read_input(r: DlibReader) -> None:
+def _read_input(r: DlibReader, chip_size: int) -> None:
     r.expect_string(INPUT_NAME, "the input layer name")
     for channel, mean in zip("RGB", INPUT_MEANS, strict=True):
         _expect_float(r, mean, f"the input mean of {channel}")
-    r.expect_int(CHIP_SIZE, "the input rows")
-    r.expect_int(CHIP_SIZE, "the input columns")
+    r.expect_int(chip_size, "the input rows")
+    r.expect_int(chip_size, "the input columns")
 
 
 def _read_wrapper_state(r: DlibReader) -> None:
@@ -388,11 +372,12 @@ def _read_wrapper_state(r: DlibReader) -> None:
         r.read_tensor(f"the {tensor} tensor")
 
 
-def parse_face_resnet(data: bytes | bytearray, source: str = "<bytes>") -> list[Layer]:
+def parse_face_resnet(data: bytes | bytearray, source: str = "<bytes>", *, threshold: float,
+                      chip_size: int) -> list[Layer]:
     """Parse the bytes of dlib's face ResNet file (see `read_face_resnet`); no checksum."""
     r = DlibReader(data, source)
-    versions = _read_header(r)
-    _read_input(r)
+    versions = _read_header(r, threshold)
+    _read_input(r, chip_size)
     layers: list[Layer] = []
     for i in range(versions.count(2) + 1):  # the version-3 layer, then every version-2 one
         layers.append(read_layer(r))
@@ -405,20 +390,14 @@ def parse_face_resnet(data: bytes | bytearray, source: str = "<bytes>") -> list[
 
 
 def read_face_resnet(path: str | Path, sha256: str | None = FACE_RESNET.sha256, *,
-                     remedy: str | None = None) -> list[Layer]:
-    """Parse dlib's face ResNet file into layer records, from the input side to the output.
-
-    Args:
-        path: ``dlib_face_recognition_resnet_model_v1.dat``.
-        sha256: its expected SHA-256, checked before anything is parsed; ``None`` skips the
-            check (tests of the parser only).
-        remedy: what a checksum failure tells the user to do (see `check_digest`).
-
-    Returns:
-        Records (`Conv`, `Affine`, `Relu`, `Pool`, `AddPrev`, `FullyConnected`), each with its
-        ``kind`` and the byte ``offset`` of its name, its settings and float32 param arrays.
-        Tag and skip layers carry no data: they are not in the list (the topology is in the
-        network's type, so in the code that builds the model, not in the file).
+                     threshold: float, chip_size: int, remedy: str | None = None
+                     ) -> list[Layer]:
+    """Layer records (`Conv`, `Affine`, `Relu`, `Pool`, `AddPrev`, `FullyConnected`), input
+    side first, each with its ``kind``, the byte ``offset`` of its name, its settings and
+    float32 params. Tag and skip layers carry no data and are left out: the topology is in
+    the code that builds the model. ``sha256`` is checked first (``None``: parser tests).
+    The file must record the library's ``threshold`` and ``chip_size`` (the core's facts:
+    `nbutils.faces.database.DISTANCE_THRESHOLD`, `nbutils.faces.align.CHIP_SIZE`).
 
     Raises:
         ChecksumError: the SHA-256 is not ``sha256``.
@@ -428,4 +407,5 @@ def read_face_resnet(path: str | Path, sha256: str | None = FACE_RESNET.sha256, 
     path = Path(path)
     if sha256 is not None:
         check_digest(path, sha256, remedy=remedy)
-    return parse_face_resnet(path.read_bytes(), str(path))
+    return parse_face_resnet(path.read_bytes(), str(path), threshold=threshold,
+                             chip_size=chip_size)

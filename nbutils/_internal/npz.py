@@ -7,11 +7,9 @@ Before anything is inflated or allocated:
     .npy header: shape x itemsize                             <= max_bytes
     .npy header length + shape x itemsize                     == the member inflated
 
-so a zip bomb, a directory of millions of entries or a lying header is refused after
-reading a few KiB. Members are uniquely named ``.npy`` arrays (format 1.0 or 2.0), stored
-or deflated, not encrypted, of the caller's dtype kinds, never objects (nothing is
-unpickled). Data is read in 1 MiB chunks into each array's own memory; a truncated or
-damaged member (its CRC-32) is an error, never a short array.
+so a zip bomb, a huge directory or a lying header is refused after a few KiB. Members are
+uniquely named, stored or deflated ``.npy`` (1.0 or 2.0) of the caller's dtype kinds, never
+objects; a truncated or damaged member (its CRC-32) is an error, never a short array.
 """
 
 from __future__ import annotations
@@ -50,11 +48,8 @@ class NpzTooLarge(NpzError):
 
 def read_npz(path: str | os.PathLike, max_bytes: int,
              kinds: str = "biufc") -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` by name, each writable and C-ordered, sizes bounded first.
-
-    Args:
-        max_bytes: bound on the file, on each member and on all members inflated.
-        kinds: the `numpy.dtype.kind` letters allowed (default: plain numbers).
+    """The arrays of an ``.npz`` by name, each writable and C-ordered, sizes bounded first;
+    ``kinds`` are the `numpy.dtype.kind` letters allowed (default: plain numbers).
 
     Raises:
         NpzTooLarge: a size past ``max_bytes``. NpzError: anything else wrong in the file.

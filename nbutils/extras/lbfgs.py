@@ -1,14 +1,11 @@
-"""L-BFGS on a box [0, 1]^n, for images: few passes, and cheap per step.
+"""L-BFGS on a box [0, 1]^n, for images: few evaluations of f, each step a few dot products.
 
-SciPy's L-BFGS-B spends a noticeable fraction of a second per iteration on half a
-million variables (a 400 x 400 RGB image), comparable to a VGG19 pass on a CPU. The
-method itself needs far less: the two-loop recursion is a few dot products with the last
-m steps. This is that recursion, with projection onto the box (clipping) and a
-backtracking (Armijo) line search that usually accepts the first step.
-
-Notation: x the pixels, f(x) the cost and g its gradient; s_k = x_{k+1} - x_k and
-y_k = g_{k+1} - g_k are the last m steps and gradient changes; the recursion applies an
-approximation of the inverse Hessian H to g without ever forming it (Nocedal 1980).
+The two-loop recursion (Nocedal 1980), with projection onto the box (clipping) and a
+backtracking (Armijo) line search that usually accepts the first step. Notation: x the
+pixels, f(x) the cost and g its gradient; s_k = x_{k+1} - x_k and y_k = g_{k+1} - g_k are
+the last m steps and gradient changes; the recursion applies an approximation of the
+inverse Hessian H to g without ever forming it. (Cheaper per step than SciPy's L-BFGS-B
+on the half a million variables of a 400 x 400 image.)
 """
 
 from __future__ import annotations
@@ -47,18 +44,12 @@ def two_loop_direction(g: np.ndarray, history: deque) -> np.ndarray:
 def lbfgs_box(f: ValueAndGradient, x0: np.ndarray, max_evals: int, memory: int = 10,
               lower: float = 0.0, upper: float = 1.0, c1: float = 1e-4,
               should_stop: Callable[[], bool] | None = None) -> np.ndarray:
-    """Minimise f over the box [lower, upper]^n with projected L-BFGS.
+    """Minimise f over the box [lower, upper]^n with projected L-BFGS; returns the last
+    accepted x, in the shape of ``x0`` (any shape; clipped into the box).
 
-    Args:
-        f: ``x -> (value, gradient)``; each call is one "evaluation" (a VGG pass here).
-        x0: start, any shape (flattened internally); clipped into the box.
-        max_evals: budget of calls to f.
-        memory: number m of (s, y) pairs kept.
-        c1: Armijo sufficient-decrease constant.
-        should_stop: checked after every accepted step; True ends the run.
-
-    Returns:
-        The last accepted x, in the shape of ``x0``.
+    ``f``: ``x -> (value, gradient)``, called at most ``max_evals`` times (one VGG pass
+    each here); ``memory``: the number m of (s, y) pairs kept; ``c1``: Armijo's
+    sufficient-decrease constant; ``should_stop()``, after every accepted step, ends the run.
     """
     shape = x0.shape
     x = np.clip(x0.astype(np.float64).ravel(), lower, upper)

@@ -1,8 +1,7 @@
 """Reading an ONNX network into NumPy arrays and node descriptions: `read_onnx_graph`.
 
-Nothing is ever run: the graph is read so that `nbutils.extras.feedforward` can rebuild the
-network in Keras, layer by layer, and load each layer's weights by the name of the ONNX
-node that holds them. The file is treated as hostile until proven otherwise:
+Nothing is run: `nbutils.extras.feedforward` rebuilds the network in Keras and loads each
+layer's weights by ONNX node name. The file is hostile until proven otherwise:
 
     file size                                   <= max_bytes      (before it is read)
     SHA-256 of the bytes read                   == the pinned one (before they are parsed)
@@ -13,13 +12,9 @@ node that holds them. The file is treated as hostile until proven otherwise:
     nodes, initializers                         <= MAX_ENTRIES each
     node attributes                             numbers and strings only (no subgraphs)
 
-so that `onnx.numpy_helper.to_array` only ever sees a tensor whose size it can trust, and
-no external-data reference is ever followed (`onnx.load` would open the files it names).
-
-Quantised graphs (int8 "QDQ" form) store a weight ``w`` as ``q`` (int8) with a per-channel
-scale ``s`` and zero point ``z``; `OnnxGraph.dequantized` gives ``w = (q - z) * s`` in
-float32, once, exactly as ``DequantizeLinear`` computes it. An activation quantised by a
-``QuantizeLinear`` node is described by its `Quantization`.
+so `onnx.numpy_helper.to_array` only sees sizes it can trust, and no external-data reference
+is followed. Int8 "QDQ" weights ``q`` with scale ``s`` and zero point ``z`` are dequantized
+once, ``w = (q - z) * s`` (`OnnxGraph.dequantized`); quantised activations: `Quantization`.
 """
 
 from __future__ import annotations
@@ -32,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from nbutils._internal.weights.integrity import PREPARE_COMMAND, ChecksumError, WeightsError
+from nbutils._internal.weights.integrity import PREPARE_COMMAND, WeightsError, digest_mismatch
 
 #: Bounds on what a graph may hold (the style networks have ~1,000 of each).
 MAX_ENTRIES = 20_000
@@ -79,12 +74,8 @@ class Quantization:
 
 
 class OnnxGraph:
-    """The nodes and initializers (as arrays) of a checked ONNX file, with lookups by name.
-
-    Attributes:
-        path: the file read. nodes: in file order. initializers: name -> array.
-        inputs: graph input name -> shape (None for a symbolic dimension).
-    """
+    """A checked ONNX file's ``nodes`` (file order), ``initializers`` (name -> array) and
+    ``inputs`` (name -> shape, None for a symbolic dimension), with lookups by name."""
 
     def __init__(self, path: Path, nodes: list[OnnxNode], initializers: dict[str, np.ndarray],
                  inputs: dict[str, tuple[int | None, ...]]) -> None:
@@ -223,17 +214,10 @@ def _node(proto: Any, path: Path) -> OnnxNode:
 
 def read_onnx_graph(path: str | Path, sha256: str | None, *, remedy: str | None = None,
                     max_bytes: int = MAX_FILE_BYTES) -> OnnxGraph:
-    """Read an ONNX file's graph, every size bounded before it is used (see the module).
+    """The `OnnxGraph` of an ``.onnx`` file, every size bounded before it is used.
 
-    Args:
-        path: the ``.onnx`` file (protobuf, no external data).
-        sha256: its expected SHA-256, checked on the bytes read before they are parsed
-            (None: a user's own file, then only the bounds protect).
-        remedy: what a checksum failure tells the user to do (see `check_digest`).
-        max_bytes: bound on the file's size.
-
-    Returns:
-        The `OnnxGraph`.
+    ``sha256`` is checked on the bytes read, before parsing (None: a user's own file, only
+    the bounds protect); ``remedy`` is what a checksum failure says to do.
 
     Raises:
         ChecksumError: the digest is not ``sha256``. OnnxGraphError: anything else wrong;
@@ -253,9 +237,7 @@ def read_onnx_graph(path: str | Path, sha256: str | None, *, remedy: str | None 
                              "have here")
     actual = hashlib.sha256(data).hexdigest()
     if sha256 is not None and actual != sha256:
-        remedy = remedy or f"Delete it and run `{PREPARE_COMMAND}` to fetch it again."
-        raise ChecksumError(f"{path}: sha256 is {actual}, expected {sha256}. The file is "
-                            f"corrupt or has been replaced; it was not loaded. {remedy}")
+        raise digest_mismatch(path, "sha256", actual, sha256, remedy)
     try:
         model = onnx.load_model_from_string(data)
     except Exception as e:  # a protobuf decoder's errors vary with its implementation

@@ -1,15 +1,9 @@
-"""Keras layers for the feed-forward style networks (`nbutils.extras.feedforward`), and
-`OnnxLayers`, which makes the standard ones from an ONNX graph's nodes.
-
-- `ReflectionPad2D`: mirror padding, so that a convolution sees no black border.
-- `FakeQuant`: rounds activations to the int8 grid the published network computes on, so
-  that each Keras layer computes what the quantised ONNX file's node does.
-- `ConditionalInstanceNorm`: instance normalisation whose scale and shift are predicted
-  from the style (Dumoulin et al. 2017; Ghiasi et al. 2017): the whole style lives there.
-
-All take and return NHWC float32 tensors. `OnnxLayers` creates these and Keras's Conv2D,
-DepthwiseConv2D and Dense layers with an ONNX graph's weights (ONNX's NCHW kernels
-transposed to Keras's HWIO), each found by the name of its ONNX node.
+"""Keras layers for the feed-forward style networks (`nbutils.extras.feedforward`), NHWC
+float32: `ReflectionPad2D` (mirror padding: no black border), `FakeQuant` (rounding to the
+published network's int8 grid) and `ConditionalInstanceNorm` (scale and shift predicted
+from the style; Dumoulin et al. 2017). `OnnxLayers` makes them and Keras's Conv2D,
+DepthwiseConv2D and Dense with an ONNX graph's weights (NCHW kernels transposed to HWIO),
+each found by its ONNX node's name.
 """
 
 from __future__ import annotations
@@ -90,23 +84,14 @@ class FakeQuant(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="nbutils")
 class ConditionalInstanceNorm(keras.layers.Layer):
-    """Instance normalisation with a per-style scale gamma and shift beta.
-
-    Inputs ``[x, gamma, beta]``: x (b, H, W, C), gamma and beta (b, C), predicted from the
-    style vector. For each image and channel c, with mu_c and sigma_c^2 the mean and the
-    variance of x[..., c] over H and W:
+    """Instance normalisation of x (b, H, W, C) with per-style gamma, beta (b, C); inputs
+    ``[x, gamma, beta]``. Per image and channel, over H and W:
 
         y_c = gamma_c (x_c - mu_c) / sqrt(sigma_c^2 + epsilon) + beta_c
 
-    computed the way the published network does, as ``x * scale + shift`` with
-    ``scale = gamma / sqrt(sigma^2 + epsilon)`` and ``shift = beta - mu * scale``.
-
-    Args:
-        epsilon: added to the variance.
-        steps: for an int8 network, the `FakeQuant` arguments (scale, zero_point, qmin,
-            qmax) of each step of `NORM_STEPS`, rounded after it as in the ONNX graph;
-            None (a float network): nothing is rounded. The output is not rounded: the
-            activation after it is.
+    computed as the published network does, ``x * scale + shift`` with ``scale = gamma /
+    sqrt(sigma^2 + epsilon)``, ``shift = beta - mu * scale``. ``steps``: for an int8 network
+    the `FakeQuant` arguments after each of `NORM_STEPS` (None: nothing rounded).
     """
 
     def __init__(self, epsilon: float, steps: dict[str, QuantArgs] | None = None,

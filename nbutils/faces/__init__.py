@@ -8,11 +8,11 @@ use (``from nbutils.faces import verify`` does).
 from nbutils._internal.lazy import lazy_names
 
 __getattr__, __dir__, __all__ = lazy_names(__name__, {
-    "align": ("align_face",),
-    "database": ("EmptyDatabaseError", "FaceDatabase"),
+    "align": ("CHIP_SIZE", "align_face"),
+    "database": ("DISTANCE_THRESHOLD", "DuplicateNameError", "EmptyDatabaseError",
+                 "FaceDatabase", "UnknownPersonError"),
     "detect": ("DetectedFace", "detect_faces"),
-    "encoder": ("CHIP_SIZE", "DISTANCE_THRESHOLD", "EMBEDDING_DIM", "encode_chips",
-                "load_face_encoder"),
+    "encoder": ("EMBEDDING_DIM", "encode_chips", "load_face_encoder"),
     "enroll": ("FaceEncodingWarning", "database_from_folder", "enroll_photos"),
     "recognition": ("Face", "NoFaceFoundError", "find_faces", "img_to_encoding",
                     "largest_face_chip", "pairwise_distances", "pixel_distance", "verify",

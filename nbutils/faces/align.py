@@ -1,16 +1,11 @@
 """Aligning a face to the encoder's 150x150 chip, the way dlib's ``get_face_chip`` does.
 
-The encoder was trained on chips in which the eyes, nose and mouth always sit at the
-same places. Alignment finds the similarity transform (scale, rotation, translation)
-that carries a template of landmark positions in the chip onto the landmarks found in the
-photo, then samples the photo through it (bilinear), after halving the photo with dlib's
-5x5 Gaussian pyramid while the face is much larger than the chip (anti-aliasing).
-
-Two templates, in chip pixels (x right, y down) for size 150, padding 0.25:
-- `DLIB_TEMPLATE`: dlib's own five points (eye corners, bottom of the nose) mapped by
-  ``(padding + p) / (1 + 2 padding) * size``;
-- `MTCNN_TEMPLATE`: where MTCNN's five points (eye centres, nose tip, mouth corners) fall
-  on real dlib chips, on average (measured on 62 dlib chips; see the project notes).
+The similarity transform (scale, rotation, translation) carrying a template of landmark
+positions in the chip onto the photo's landmarks is sampled bilinearly, after halving the
+photo with dlib's 5x5 Gaussian pyramid while the face is much larger than the chip.
+Templates, in chip pixels (x right, y down; size 150, padding 0.25): `DLIB_TEMPLATE`, dlib's
+five points mapped by ``(padding + p) / (1 + 2 padding) * size``, and `MTCNN_TEMPLATE`,
+where MTCNN's points fall on real dlib chips on average (measured on 62 of them).
 """
 
 from __future__ import annotations
@@ -42,14 +37,8 @@ MTCNN_POINTS = (0, 1, 2)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transform (Umeyama 1991) taking points ``src`` to ``dst``.
-
-    Args:
-        src, dst: (n, 2) matching points, n >= 2.
-
-    Returns:
-        (2, 3) matrix ``[s R | t]`` with ``dst ~= s R src + t``, R a rotation (no reflection).
-    """
+    """(2, 3) ``[s R | t]`` with ``dst ~= s R src + t`` (R a rotation) for (n >= 2, 2)
+    matching points: the least-squares similarity transform of Umeyama (1991)."""
     src, dst = np.asarray(src, float), np.asarray(dst, float)
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s_c, d_c = src - mu_s, dst - mu_d
@@ -110,18 +99,9 @@ def chip_details(landmarks: np.ndarray, template: np.ndarray = MTCNN_TEMPLATE,
 
 
 def pyramid_down(image: np.ndarray) -> np.ndarray:
-    """Halve an image as dlib's ``pyramid_down<2>`` does.
-
-    A separable [1 4 6 4 1] / 16 filter, keeping every other row and column; output pixel
-    (r, c) is centred on input (2r + 2, 2c + 2); values truncated to integers. dlib maps
-    coordinates with ``p / 2 - (1.25, 0.75)`` (`point_down`).
-
-    Args:
-        image: (H, W, 3) uint8.
-
-    Returns:
-        ((H - 3) // 2, (W - 3) // 2, 3) uint8.
-    """
+    """(H, W, 3) uint8 -> ((H - 3) // 2, (W - 3) // 2, 3) uint8, as dlib's ``pyramid_down<2>``:
+    a separable [1 4 6 4 1] / 16 filter, every other row and column, values truncated.
+    Output (r, c) is centred on input (2r + 2, 2c + 2); coordinates map by `point_down`."""
     x = image.astype(np.uint32)
     h, w = (x.shape[0] - 3) // 2, (x.shape[1] - 3) // 2
     taps = (1, 4, 6, 4, 1)
@@ -168,15 +148,8 @@ def bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
 
 def extract_chip(image: np.ndarray, details: ChipDetails) -> np.ndarray:
-    """Cut the aligned chip out of an RGB image, like dlib's ``extract_image_chip``.
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
-        details: from `chip_details`.
-
-    Returns:
-        (size, size, 3) uint8 RGB chip.
-    """
+    """The (size, size, 3) uint8 chip `chip_details` places in an (H, W, 3) uint8 RGB image,
+    cut like dlib's ``extract_image_chip``."""
     size = details.size
     rect = details.rect()
     # Crop a margin around the (rotated) chip first, as dlib does: the pyramid's pixel

@@ -1,38 +1,16 @@
 """Finding faces and their five landmarks with MTCNN (Zhang et al. 2016).
 
 MTCNN is a cascade of three small ConvNets (P-, R- and O-Net) that proposes, refines and
-finally scores face boxes and places five points: the two eye centres, the nose tip and
-the two mouth corners. The ``mtcnn==1.0.0`` package (MIT) ships its weights as joblib
-files; ``joblib.load`` would unpickle them without restriction, so we read them with
-`nbutils._internal.weights.read_joblib_arrays` (SHA-256 checked, only array records allowed) and
-hand the networks to mtcnn's own pipeline.
+scores face boxes and places five points: eye centres, nose tip, mouth corners. The weights
+of ``mtcnn==1.0.0`` (MIT) are read with the restricted
+`nbutils._internal.weights.read_joblib_arrays`, never ``joblib.load``, and handed to mtcnn's
+own pipeline, each network traced as one TensorFlow graph. Its points are not dlib's, so
+`nbutils.faces.align` uses a template fitted on dlib's chips.
 
-Why MTCNN rather than a port of dlib's HOG detector and 5-point model: it ships in a
-registry package, runs on TensorFlow like the rest of the project, and finds faces that
-dlib's frontal HOG detector misses (rotated, small). Its points differ from dlib's (eye
-centres, not eye corners), so `nbutils.faces.align` uses a template fitted on dlib's own
-chips to produce the same 150x150 geometry.
-
-Speed: MTCNN's cost grows with the pixels it scans, so by default its first two networks
-(P-Net, which scans the whole image at every scale, and R-Net) run on a copy of the photo
-whose longer side is at most `DETECT_SIZE` pixels, and their boxes are mapped back to the
-photo's pixels. O-Net, which places the five points, then looks at each box in the
-full-resolution photo (``refine=True``), its 48 x 48 input averaged from the photo's own
-pixels. Alignment cuts the chip from the full-resolution photo. ``detect_size=None``
-scans the photo itself, as mtcnn does. Each network runs as one traced TensorFlow graph
-rather than op by op (``compiled=True`` in `load_detector`).
-
-Why O-Net at full resolution (measured on the photos dlib was run on, tests/data): with all
-three networks on the reduced copy, the descriptors' distance to dlib's own was mean 0.089,
-max 0.139, against 0.096 and 0.131 when MTCNN scans the full-resolution photo; mtcnn's
-box and point arithmetic also adds whole pixels (``x2 - x1 + 1``, ``- 1``) in the pixels
-of the image it sees, which a copy magnifies by its reduction. O-Net on the photo's own
-pixels, its input area-averaged (`onet_patches`): mean 0.087, max 0.127. Also measured,
-and not kept: mtcnn's bilinear crop of the photo (mean 0.086, max 0.140: a large face
-sampled at 48 points aliases), detecting on copies of 400, 560 or 640 px (max 0.140,
-0.150, 0.131), other filters for the copy (max 0.140-0.148), and averaging O-Net's points
-on the patch and its mirror image (mean 0.085, max 0.126, but up to 0.28 away from the
-full-resolution descriptors on a three-quarter view, against 0.18).
+By default P- and R-Net scan a copy whose longer side is at most `DETECT_SIZE` pixels, their
+boxes mapped back; O-Net then looks at each box in the full-resolution photo (``refine``),
+its 48 x 48 input area-averaged (`onet_patches`). Why, with measurements:
+``docs/design-notes.md``.
 """
 
 from __future__ import annotations
@@ -122,12 +100,8 @@ def _load_detector(compiled: bool):
 
 
 def load_detector(compiled: bool = True):
-    """The MTCNN detector (loaded once per process for each value of ``compiled``).
-
-    Args:
-        compiled: True: each network runs as one traced TensorFlow graph (faster, same
-            results up to float rounding). False: op by op, as mtcnn ships them.
-    """
+    """The MTCNN detector, loaded once per process for each ``compiled``: True runs each
+    network as one traced graph (faster, same results up to rounding), False op by op."""
     return _load_detector(bool(compiled))
 
 
@@ -181,15 +155,10 @@ def _to_image(points: np.ndarray, pixel: np.ndarray | None) -> np.ndarray:
 
 
 def _window_weights(first: float, last: float, size: int) -> tuple[np.ndarray, int]:
-    """Resampling weights along one axis: ``size`` samples centred on ``first`` ..
-    ``last`` (pixel coordinates, integers at pixel centres; evenly spaced, as mtcnn's crop
-    places them), each the mean of the image under a window max(spacing, 1) pixels wide:
-    area averaging when shrinking, linear interpolation when enlarging.
-
-    Returns:
-        (size, m) float32 weights, each row summing to 1, and the pixel index that column 0
-        stands for (possibly negative, or columns past the image: the caller pads).
-    """
+    """(size, m) float32 weights (rows sum to 1) and the pixel index of column 0 (may lie
+    outside the image: the caller pads) for ``size`` samples evenly from ``first`` to
+    ``last`` (pixel centres at integers), each the mean under a max(spacing, 1)-pixel window:
+    area averaging when shrinking, linear interpolation when enlarging."""
     spacing = (last - first) / (size - 1)
     half = max(abs(spacing), 1.0) / 2
     centres = first + spacing * np.arange(size)
@@ -202,20 +171,11 @@ def _window_weights(first: float, last: float, size: int) -> tuple[np.ndarray, i
 
 
 def onet_patches(image: np.ndarray, boxes: np.ndarray, size: int = ONET_SIZE) -> np.ndarray:
-    """O-Net's inputs for boxes of ``image``, antialiased.
+    """(n, size, size, 3) float32 O-Net inputs, (value - 127.5) / 128, for (n, 4) boxes
+    (x1, y1, x2, y2) of an (H, W, 3) uint8 image.
 
-    The samples sit where mtcnn's crop (tf.image.crop_and_resize) puts them, x1 .. x2 and
-    y1 .. y2 in ``size`` even steps, but each is the mean of the pixels under it
-    (`_window_weights`) rather than a bilinear pick among four; outside the image the value
-    is 0 after scaling, as mtcnn's crop pads.
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
-        boxes: (n, 4) float (x1, y1, x2, y2) in image pixels.
-        size: the patch side.
-
-    Returns:
-        (n, size, size, 3) float32, scaled as mtcnn scales images: (value - 127.5) / 128.
+    Samples sit where mtcnn's ``crop_and_resize`` puts them, but each is the mean of the
+    pixels under it (`_window_weights`), not a bilinear pick; outside the image, 0.
     """
     height, width = image.shape[:2]
     out = np.empty((len(boxes), size, size, 3), np.float32)
@@ -234,18 +194,9 @@ def onet_patches(image: np.ndarray, boxes: np.ndarray, size: int = ONET_SIZE) ->
 
 def _onet_at_full_resolution(onet: Any, image: np.ndarray, proposals: np.ndarray
                              ) -> np.ndarray:
-    """mtcnn's last stage (its StageONet) on R-Net's boxes, O-Net looking at ``image``
-    itself through `onet_patches`.
-
-    Args:
-        onet: a detector's O-Net stage. image: (H, W, 3) uint8 RGB.
-        proposals: (n, >= 6) R-Net rows (image id, x1, y1, x2, y2, score) in ``image``'s
-            pixels.
-
-    Returns:
-        (m, 16) rows as mtcnn's own pipeline returns them (box_format "xyxy"), m <= n,
-        boxes clipped to the image as its ``fit_to_image`` does.
-    """
+    """mtcnn's StageONet on (n, >= 6) R-Net rows (image id, x1, y1, x2, y2, score) in
+    ``image``'s pixels, O-Net seeing ``image`` through `onet_patches`: (m <= n, 16) rows as
+    mtcnn returns them ("xyxy"), boxes clipped to the image."""
     from mtcnn.utils.bboxes import smart_nms_from_bboxes
 
     offsets, points, scores = (np.asarray(out, np.float64) for out in
@@ -298,25 +249,12 @@ def _mtcnn_rows(detector: Any, image: np.ndarray, copy: np.ndarray,
 def detect_faces(image: np.ndarray, min_face_size: int = 20, min_confidence: float = 0.9,
                  *, detect_size: int | None = DETECT_SIZE, refine: bool = True,
                  detector: Any = None) -> list[DetectedFace]:
-    """All faces in an RGB image, largest first, in the image's pixel coordinates.
+    """`DetectedFace` list, largest box first, of an (H, W, 3) uint8 RGB (not BGR) image.
 
-    Args:
-        image: (H, W, 3) uint8 RGB (not BGR: convert OpenCV images first).
-        min_face_size: smallest face side searched for, in pixels of ``image``.
-        min_confidence: faces scored below this are dropped.
-        detect_size: MTCNN's first two networks scan a copy whose longer side is at most
-            this many pixels (several times faster on 1 MP photos); their boxes are mapped
-            back to ``image``. A face must span `PNET_WINDOW` (12) pixels of that copy, so
-            faces narrower than ``max(min_face_size, 12 * max(H, W) / detect_size)`` pixels
-            are not searched for (31 px in a 1224 px wide photo; `smallest_face`). None:
-            scan ``image`` itself, as mtcnn does.
-        refine: when a reduced copy is scanned, O-Net (boxes, scores, the five points)
-            looks at ``image`` itself (module docstring). False: O-Net sees the copy too,
-            and its points are mapped back.
-        detector: an MTCNN from `load_detector`; None: the compiled one.
-
-    Returns:
-        A list of `DetectedFace`, sorted by box area, largest first (empty if none).
+    ``detect_size``: P- and R-Net scan a copy of at most this longer side (None: ``image``
+    itself), so faces narrower than `smallest_face` (31 px in a 1224 px wide photo) are not
+    searched for. ``refine``: O-Net then looks at ``image`` itself (False: at the copy).
+    ``detector``: from `load_detector`, by default the compiled one.
 
     Raises:
         ValueError: ``image`` is not (H, W, 3) uint8, or ``detect_size`` is below 12.

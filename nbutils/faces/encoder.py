@@ -1,12 +1,8 @@
 """dlib's ResNet face encoder (150x150 aligned RGB chip -> 128-d descriptor) as a Keras model.
 
-The network is dlib's ``dnn_face_recognition_ex.cpp`` (99.38% on LFW), built here layer by
-layer; its weights come from ``dlib_face_recognition_resnet_model_v1.dat`` (CC0), shipped
-inside the PyPI package ``face_recognition_models==0.3.0`` (pinned in
-`nbutils._internal.weights.registry`) and read with NumPy alone
-(`nbutils._internal.dlib_format`). Two chips show the same person when the Euclidean
-distance of their descriptors is below 0.6.
-
+dlib's ``dnn_face_recognition_ex.cpp`` network (99.38% on LFW), its CC0 weights read with
+NumPy alone (`nbutils._internal.dlib_format`) from ``face_recognition_models==0.3.0``. Two
+chips show the same person when their descriptors' Euclidean distance is below 0.6.
 Architecture (sizes for a 150x150 chip)::
 
     (x - mean) / 256 per channel
@@ -21,29 +17,25 @@ Architecture (sizes for a 150x150 chip)::
     res block:  conv3x3 -> relu -> conv3x3 -> + input -> relu
     down block: conv3x3/2 -> relu -> conv3x3 -> + avg pool 2x2/2 of the input -> relu
 
-Each dlib ``affine`` (per-channel ``gamma * x + beta``, a frozen batch norm) is folded into
-the conv before it. dlib pads 3x3 stride-1 convs by 1 and stride-2 convs and pools by 0,
-and adds tensors of different shapes by counting the missing part as zeros at the END
-(bottom rows, right columns, channels after the existing ones): the shortcut gets extra
-zero channels, and in both 256 down blocks the conv branch (3x3, 1x1) gets a zero row and
-column to match the pooled shortcut (4x4, 2x2).
+Each dlib ``affine`` (a frozen batch norm) is folded into the conv before it. dlib pads
+3x3 stride-1 convs by 1, stride-2 convs and pools by 0, and adds tensors of different shapes
+with zeros at the END (bottom rows, right columns, last channels): the shortcut gets zero
+channels, and in the 256 down blocks the conv branch gets a zero row and column.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from nbutils._internal.dlib_format import (
-    DISTANCE_THRESHOLD,  # noqa: F401  (re-exported: the encoder's decision rule)
-    INPUT_MEANS,
-    Layer,
-    read_face_resnet,
-)
+from nbutils._internal.dlib_format import INPUT_MEANS, Layer, read_face_resnet
 from nbutils._internal.weights.integrity import WeightsError, cached_conversion
 from nbutils._internal.weights.registry import FACE_RESNET
 from nbutils.faces.align import CHIP_SIZE
+from nbutils.faces.database import DISTANCE_THRESHOLD
 
 EMBEDDING_DIM = 128
 
@@ -63,6 +55,13 @@ BLOCKS: list[tuple[str, int, int]] = [
     ("down256_2", 256, 2),
 ]
 STEM_FILTERS = 32
+
+
+def _read_resnet(path: Path, sha256: str | None, remedy: str | None = None) -> list[Layer]:
+    """dlib's file, which must record this library's threshold and chip size (the loss it
+    was trained with, its input)."""
+    return read_face_resnet(path, sha256, threshold=DISTANCE_THRESHOLD, chip_size=CHIP_SIZE,
+                            remedy=remedy)
 
 
 # --------------------------------------------------------------------------------------
@@ -244,7 +243,7 @@ def face_resnet_arrays(cache: bool = True) -> dict[str, np.ndarray]:
     """
     return cached_conversion(
         CACHE_FILE, FACE_RESNET_ARRAYS_SHA256,
-        lambda: dlib_to_keras(FACE_RESNET.read(read_face_resnet)), "face encoder", cache,
+        lambda: dlib_to_keras(FACE_RESNET.read(_read_resnet)), "face encoder", cache,
         CACHE_MAX_BYTES)
 
 

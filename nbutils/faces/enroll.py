@@ -143,10 +143,7 @@ def enroll_photos(database: FaceDatabase, name: str, photos: Any, model: Any = N
     if not batch:
         raise ValueError(f"no photos given to enroll {name!r}")
     descriptors = encode_photos(batch, model, detect_size=detect_size, batch_size=batch_size)
-    staged = FaceDatabase(dim=database.dim)  # checks every descriptor before any is added
-    staged.add(name, descriptors)
-    database.add(name, staged[name])
-    return staged.num_descriptors
+    return database.add(name, descriptors, append=True)  # checks them all before adding
 
 
 def _photos_by_person(root: Path, wanted: set[str]) -> list[tuple[str, Path]]:
@@ -221,7 +218,7 @@ def database_from_folder(root: str | os.PathLike, model: Any = None,
         if isinstance(result, Exception):
             failures.append((photo, result))
         else:
-            database.add(name, result)
+            database.add(name, result, append=True)
     if database.num_descriptors == 0:
         raise EmptyDatabaseError(
             f"none of the {len(jobs)} photos under {root} could be encoded; "

@@ -5,7 +5,7 @@ find faces and five landmarks (MTCNN, scanning a copy of at most ``detect_size``
 per side, `nbutils.faces.detect.DETECT_SIZE` by default) -> align each face to a 150x150
 chip (as dlib) cut from the full-resolution photo -> encode the chip with dlib's ResNet
 into a 128-d descriptor f(x). Two photos show the same person when
-||f(x1) - f(x2)|| < 0.6.
+||f(x1) - f(x2)|| < DISTANCE_THRESHOLD (0.6, `nbutils.faces.database`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from nbutils.faces.align import align_face
-from nbutils.faces.database import FaceDatabase
+from nbutils.faces.database import DISTANCE_THRESHOLD, FaceDatabase
 from nbutils.faces.detect import DETECT_SIZE, DetectedFace, detect_faces, smallest_face
-from nbutils.faces.encoder import DISTANCE_THRESHOLD, encode_chips
+from nbutils.faces.encoder import encode_chips
 from nbutils.images import load_image
 
 Database = FaceDatabase | Mapping[str, np.ndarray]
@@ -139,7 +139,7 @@ def verify(image_path: Any, identity: str, database: Database, model=None,
         identity: the name the person claims.
         database: a `FaceDatabase` or a dict name -> (128,) or (k, 128) descriptors.
         model: the face encoder.
-        threshold: accept when the distance is below it (0.6 for dlib's encoder).
+        threshold: accept when the distance is below it.
 
     Returns:
         (dist, door_open): the smallest distance to that person's descriptors, and
@@ -149,11 +149,8 @@ def verify(image_path: Any, identity: str, database: Database, model=None,
         KeyError: ``identity`` is not in the database (the message lists the known names).
     """
     db = as_database(database)
-    if identity not in db:
-        raise KeyError(f"{identity!r} is not in the database; known names: {db.names}")
-    encoding = img_to_encoding(image_path, model)
-    dist = float(np.linalg.norm(db[identity] - encoding, axis=-1).min())
-    door_open = dist < threshold
+    db.require(identity)  # before the photo is encoded
+    dist, door_open = db.verify(img_to_encoding(image_path, model), identity, threshold)
     print(f"It's {identity}, welcome in!" if door_open else
           f"It's not {identity}, please go away")
     return dist, door_open
@@ -169,10 +166,7 @@ def who_is_it(image_path: Any, database: Database, model=None,
     """
     db = as_database(database)
     db.require_not_empty()  # before the photo is encoded
-    encoding = img_to_encoding(image_path, model)
-    min_dist, identity = db.search(encoding)
-    if min_dist >= threshold:
-        print("Not in the database.")
-        return float(min_dist), None
-    print(f"It's {identity}, the distance is {min_dist:.3f}")
-    return float(min_dist), identity
+    min_dist, identity = db.identify(img_to_encoding(image_path, model), threshold)
+    print("Not in the database." if identity is None else
+          f"It's {identity}, the distance is {min_dist:.3f}")
+    return min_dist, identity

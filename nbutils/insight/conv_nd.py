@@ -6,18 +6,12 @@ filter through a volume (Conv3D). Every spatial axis obeys the same size formula
 
     n_out = floor((n + 2p - f) / s) + 1
 
-and the number of output channels is the number of filters. This module makes that concrete:
+and the number of output channels is the number of filters (`conv_output_shape`). Worked
+examples: synthetic ECG windows (sinus rhythm versus AF-like) for a small Conv1D network,
+blob volumes holding a thin tube or a ball of the same volume for a small Conv3D network,
+matplotlib's real 4-channel EEG, and plots of signals, filter responses and slices.
 
-* `conv_output_shape` computes it (checked against Keras's own layers in the tests);
-* a 1D worked example: windows of a synthetic ECG, normal sinus rhythm versus an irregular
-  (atrial-fibrillation-like) rhythm, classified by a small Conv1D network;
-* a 3D worked example: blob volumes from ``skimage.data.binary_blobs`` holding either a thin
-  straight tube or a ball of the same volume, classified by a small Conv3D network;
-* plots of a signal, of what the learned 1D filters respond to, and of volume slices;
-* the real 4-channel EEG recording that ships with matplotlib, to plot real data.
-
-All arrays are channels-last, like Keras: a batch of signals is (N, length, channels), of
-volumes (N, depth, height, width, channels).
+All arrays are channels-last, like Keras: (N, length, channels) or (N, D, H, W, channels).
 """
 
 from __future__ import annotations
@@ -65,20 +59,12 @@ def _per_axis(value: int | Sequence[int], n_dims: int, name: str) -> tuple[int, 
 def conv_output_shape(input_shape: Sequence[int], filters: int,
                       kernel_size: int | Sequence[int], strides: int | Sequence[int] = 1,
                       padding: str = "valid") -> tuple[int, ...]:
-    """Output shape of a convolution layer, without the batch axis.
+    """(n_1', ..., n_k', filters), n' = floor((n + 2p - f) / s) + 1 per spatial axis.
 
-    Args:
-        input_shape: channels-last input shape without batch: (n, c) for 1D, (h, w, c) for
-            2D, (d, h, w, c) for 3D.
-        filters: number of filters = number of output channels.
-        kernel_size: f, an int or one int per spatial axis. Each filter spans all c input
-            channels, so a 3D filter is really f x f x f x c.
-        strides: s, an int or one int per spatial axis.
-        padding: "valid" (p = 0) or "same" (Keras/TensorFlow: pad so that n_out = ceil(n / s),
-            the extra pixel going at the end when the padding is odd).
-
-    Returns:
-        (n_1', ..., n_k', filters) with n' = floor((n + 2p - f) / s) + 1 per spatial axis.
+    ``input_shape`` is channels-last without batch: (n, c), (h, w, c) or (d, h, w, c).
+    ``kernel_size`` (f) and ``strides`` (s) are an int or one per spatial axis; each filter
+    spans all c input channels. ``padding``: "valid" (p = 0) or "same" (as Keras:
+    n' = ceil(n / s)).
     """
     shape = tuple(input_shape)
     if not 2 <= len(shape) <= 4:
@@ -115,16 +101,10 @@ EEG_FS = 80.0  # Hz: 800 samples over the 10 s time axis of matplotlib's example
 
 
 def load_eeg() -> tuple[np.ndarray, float]:
-    """The 4-channel EEG excerpt shipped with matplotlib (``sample_data/eeg.dat``).
+    """(signal (800, 4) float64, rate in Hz): matplotlib's standardised EEG excerpt.
 
-    The file has no header: 25,600 bytes = 800 x 4 little-endian float64, stored sample by
-    sample (row-major (800, 4)), as matplotlib's "MRI with EEG" example reads it. Each channel
-    is already standardised (mean 0, standard deviation 1). The file does not record its
-    sampling rate; matplotlib's example plots the 800 samples over 10 s, so 80 Hz (`EEG_FS`),
-    and the channels are labelled `EEG_CHANNELS` there.
-
-    Returns:
-        (signal (800, 4) float64, sampling rate in Hz).
+    ``eeg.dat`` is 800 x 4 little-endian float64 with no header; matplotlib's "MRI with EEG"
+    example plots it over 10 s, hence 80 Hz (`EEG_FS`), with the labels `EEG_CHANNELS`.
     """
     with matplotlib.cbook.get_sample_data("eeg.dat") as f:
         signal = np.frombuffer(f.read(), dtype="<f8").reshape(800, len(EEG_CHANNELS))
@@ -161,16 +141,11 @@ def rr_intervals(n_beats: int, heart_rate: float = 72.0, irregular: bool = False
 
 def synthetic_ecg(n_beats: int, fs: float = 250.0, heart_rate: float = 72.0,
                   noise: float = 0.03, irregular: bool = False, seed: int = 0) -> np.ndarray:
-    """A synthetic ECG-like trace (mV) of ``n_beats`` beats sampled at ``fs`` Hz.
+    """A synthetic ECG-like trace (mV), float32 of shape (round(sum(RR) * fs),).
 
-    Each beat is the P, QRS and T waves of `ECG_WAVES`, placed at R-peak times spaced by
-    `rr_intervals`. On top: baseline wander (0.1 mV at 0.15-0.4 Hz) and white noise of
-    standard deviation ``noise`` mV. With ``irregular=True`` the rhythm mimics atrial
-    fibrillation: irregular RR intervals, no P waves, and small fibrillatory "f waves"
-    (0.05 mV, 4-8 Hz) instead.
-
-    Returns:
-        signal of shape (round(sum(RR) * fs),), float32.
+    Beats are the `ECG_WAVES` at R peaks spaced by `rr_intervals`, plus baseline wander
+    (0.1 mV, 0.15-0.4 Hz) and white noise (``noise`` mV). ``irregular`` mimics atrial
+    fibrillation: irregular RR, no P waves, and 0.05 mV "f waves" at 4-8 Hz.
     """
     rng = np.random.default_rng(seed)
     rr = rr_intervals(n_beats, heart_rate, irregular, rng)
@@ -195,17 +170,11 @@ def synthetic_ecg(n_beats: int, fs: float = 250.0, heart_rate: float = 72.0,
 
 def make_ecg_dataset(n: int, length: int = 750, seed: int = 0,
                      fs: float = 125.0) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled ECG windows: 0 = normal sinus rhythm, 1 = irregular (AF-like) rhythm.
+    """x (n, length, 1) float32 and balanced y (n,) int: 0 = sinus rhythm, 1 = AF-like.
 
-    Each window is ``length`` samples (6 s at the default 125 Hz) cut at a random phase from
-    a `synthetic_ecg` with a heart rate drawn from U(55, 110) bpm, noise from U(0.01, 0.06) mV
-    and a gain from U(0.6, 1.4), the same ranges for both classes, then standardised to mean 0
-    and standard deviation 1. So neither rate nor amplitude gives the class away: the network
-    must notice the missing P waves and the uneven spacing of the QRS complexes.
-
-    Returns:
-        x of shape (n, length, 1) float32 and y of shape (n,) int (balanced: n // 2 of class 1
-        when n is even), both fixed by ``seed``.
+    Windows are cut at a random phase from `synthetic_ecg` with rate U(55, 110) bpm, noise
+    U(0.01, 0.06) mV and gain U(0.6, 1.4) for both classes, then standardised: only the
+    missing P waves and uneven QRS spacing tell the classes apart.
     """
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(n) % 2)
@@ -263,17 +232,8 @@ def build_conv1d_classifier(length: int, channels: int = 1, seed: int = 0) -> ke
 
 def filter_responses(model: keras.Model, layer: str | int | keras.layers.Layer,
                      signal: np.ndarray) -> np.ndarray:
-    """What each filter of ``layer`` outputs along one signal.
-
-    Args:
-        model: a functional model taking (N, length, channels) signals.
-        layer: the layer, its name or its index in ``model.layers``.
-        signal: one signal, (length,) or (length, channels).
-
-    Returns:
-        (length', filters): the layer's activations, length' as `conv_output_shape` (and any
-        pooling before the layer) predicts.
-    """
+    """(length', filters): what each filter of ``layer`` (a layer, name or index) outputs
+    along one (length,) or (length, channels) signal, length' as `conv_output_shape` predicts."""
     if isinstance(layer, str):
         layer = model.get_layer(layer)
     elif isinstance(layer, int):
@@ -288,12 +248,8 @@ def filter_responses(model: keras.Model, layer: str | int | keras.layers.Layer,
 
 
 def tube_mask(size: int, radius: float, rng: np.random.Generator) -> np.ndarray:
-    """A straight tube through a size^3 cube: voxels within ``radius`` of a random line.
-
-    The line passes near the centre (offset up to size / 6) in a uniformly random 3D
-    direction. Distance from point x to the line c + t u (|u| = 1): |(x - c) - ((x - c).u) u|.
-    Returns a (size, size, size) bool array.
-    """
+    """(size, size, size) bool: voxels within ``radius`` of a random line c + t u through
+    the centre (offset up to size / 6); distance |(x - c) - ((x - c).u) u|."""
     u = rng.standard_normal(3)
     u /= np.linalg.norm(u)
     c = (size - 1) / 2 + rng.uniform(-size / 6, size / 6, 3)
@@ -314,21 +270,11 @@ def ball_mask(size: int, n_voxels: int, rng: np.random.Generator) -> np.ndarray:
 
 def make_volume_dataset(n: int, size: int = 24, seed: int = 0,
                         tube_radius: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled binary volumes: 1 = blobs plus a thin straight tube, 0 = blobs plus a ball.
+    """x (n, size, size, size, 1) float32 in {0, 1} and balanced y (n,) int, fixed by ``seed``.
 
-    The blobs are ``skimage.data.binary_blobs(size, n_dim=3, blob_size_fraction=0.1)`` with a
-    volume fraction drawn from U(0.05, 0.10). Class 1 adds a `tube_mask` of radius
-    ``tube_radius`` through the volume in a random direction; class 0 adds a `ball_mask` with
-    as many voxels as that tube would have had, so counting voxels does not tell the classes
-    apart (the tests check this): shape does, long and thin versus compact. Shape is a 3D
-    property: a tube crossing the slices steeply is a small disc in each slice, like the blobs
-    and like the ball's first and last slices, while 3D filters see it whole. (A single slice
-    through the ball's middle does show a large disc, so slices are not entirely blind to
-    the class; the point is what 3D filters can use, not that 2D ones could never.)
-
-    Returns:
-        x of shape (n, size, size, size, 1) float32 in {0, 1} and y of shape (n,) int,
-        balanced, both fixed by ``seed``.
+    Blobs (``binary_blobs``, volume fraction U(0.05, 0.10)) plus, for class 1, a `tube_mask`
+    of ``tube_radius``, for class 0 a `ball_mask` of as many voxels: voxel counts do not tell
+    the classes apart, shape (long and thin versus compact, a 3D property) does.
     """
     import skimage.data
 
@@ -366,10 +312,8 @@ def train_small(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = 
                 verbose: int = 0) -> keras.callbacks.History:
     """Compile ``model`` (Adam, binary cross-entropy, accuracy) and fit it on (x, y).
 
-    The learning rate decays from ``learning_rate`` to 0 along a cosine over the whole run,
-    which keeps the last epoch from jumping around. ``seed`` fixes the shuffling
-    (`keras.utils.set_random_seed`); ``verbose=1`` shows Keras's progress bar. The history
-    gains a "seconds" entry: wall-clock training time.
+    The learning rate decays to 0 along a cosine (a calm last epoch); ``seed`` fixes the
+    shuffling. The history gains "seconds": the wall-clock training time.
     """
     keras.utils.set_random_seed(seed)
     steps = epochs * math.ceil(len(x) / batch_size)
@@ -413,11 +357,8 @@ def plot_signal(signal: np.ndarray, fs: float, title: str = "",
 
 def plot_filter_responses(signal: np.ndarray, responses: np.ndarray, fs: float | None = None,
                           max_filters: int = 8) -> Figure:
-    """The input signal on top, one learned filter's response per row below.
-
-    The responses (length', filters) are shorter than the signal (valid padding, pooling), so
-    each is drawn on the signal's time axis, stretched over the span it covers.
-    """
+    """The signal on top, one filter's response (length', filters) per row below, each
+    stretched over the signal's time axis (valid padding and pooling shorten it)."""
     signal = np.asarray(signal, float).reshape(len(signal), -1)[:, 0]
     responses = np.asarray(responses, float)
     k = min(max_filters, responses.shape[1])

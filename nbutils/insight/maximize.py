@@ -1,19 +1,10 @@
 """What would excite a unit most? Synthesise it: gradient ascent on the input image.
 
-Top patches (`nbutils.insight.patches`) show what a unit responds to among *existing*
-photos. Activation maximisation asks the network directly: start from a grey image with a
-little noise and move its pixels along the gradient of the unit's mean activation, i.e.
-gradient *ascent* on the input, the network's weights staying fixed.
-
-Left alone, the ascent finds high-frequency patterns no photo contains. The usual
-regularisers keep the result image-like:
-
-* jitter: each step sees the image rolled by a few random pixels, so a pattern must work
-  wherever it lands;
-* blur: a light Gaussian blur every few steps damps the highest frequencies;
-* gradient normalisation: every step moves the pixels by about ``learning_rate`` on
-  average, however large or small the raw gradient is;
-* clipping to [0, 1]: the image stays a valid image.
+Where top patches (`nbutils.insight.patches`) search existing photos, this starts from grey
+noise and moves the pixels along the gradient of the unit's mean activation, the weights
+fixed. Regularisers keep the result image-like: jitter (each step sees the image rolled a
+few random pixels), a light Gaussian blur every few steps, a normalised gradient (each step
+moves pixels by about ``learning_rate``), and clipping to [0, 1].
 """
 
 from __future__ import annotations
@@ -33,11 +24,7 @@ __all__ = ["gaussian_blur", "initial_image", "maximize_activation", "plot_maximi
 
 
 def initial_image(size: int = 128, seed: int = 0, amplitude: float = 0.02) -> np.ndarray:
-    """The starting point: grey 0.5 plus Gaussian noise of standard deviation ``amplitude``.
-
-    Returns:
-        (size, size, 3) float32 in [0, 1]; the same for the same seed.
-    """
+    """(size, size, 3) float32 in [0, 1]: grey 0.5 plus Gaussian noise of std ``amplitude``."""
     rng = np.random.default_rng(seed)
     noise = amplitude * rng.standard_normal((size, size, 3))
     return np.clip(0.5 + noise, 0.0, 1.0).astype(np.float32)
@@ -107,34 +94,14 @@ def maximize_activation(model: keras.Model, layer: str, unit: int, size: int = 1
                         blur_every: int = 4, blur_sigma: float = 0.5, seed: int = 0,
                         return_history: bool = False
                         ) -> np.ndarray | tuple[np.ndarray, list[float]]:
-    """Synthesise an image that maximises the mean activation of one unit.
+    """A (size, size, 3) float32 image in [0, 1] maximising the mean activation of channel
+    ``unit`` of ``layer``; with ``return_history``, ``(image, per-step activations)``.
 
-    A unit that is silent (zero after its ReLU) everywhere gives no gradient; while it is,
-    the ascent climbs the unit's mean pre-activation (its convolution plus bias) instead,
-    which usually wakes it up. That needs a convolution layer: a silent unit of a pooling
-    layer stays grey (pick the convolution before it). A few units are dead: they never
-    fire on any image (block2_conv1 unit 0 of `load_vgg19` is one), and stay at zero.
-
-    Args:
-        model: a Keras model taking (batch, H, W, 3) images as they are (for `load_vgg19`:
-            RGB in [0, 1]); its weights are not changed.
-        layer: name of the layer; its output is (batch, h, w, channels).
-        unit: the channel whose mean over all positions is maximised.
-        size: side of the square image, in pixels.
-        steps: gradient-ascent steps.
-        learning_rate: mean absolute change of a pixel value per step (the gradient is
-            divided by its mean absolute value first).
-        jitter: each step the image is rolled by a random shift in [-jitter, jitter] pixels
-            along each axis before it goes through the network (0: no jitter).
-        blur_every: every ``blur_every`` steps the image is blurred (0: never).
-        blur_sigma: standard deviation of that blur, in pixels.
-        seed: seeds the starting noise and the jitter; the same seed gives the same image.
-        return_history: also return the unit's mean activation at every step (measured on
-            the jittered image that step used).
-
-    Returns:
-        The image, (size, size, 3) float32 in [0, 1]; with ``return_history``, the pair
-        ``(image, history)``.
+    ``model`` takes images as they are (for `load_vgg19`: RGB in [0, 1]). Each step rolls the
+    image by up to ``jitter`` pixels and moves pixels by ``learning_rate`` on average; every
+    ``blur_every`` steps (0: never) it is blurred by ``blur_sigma`` pixels. While a conv unit
+    is silent everywhere, its pre-activation is climbed instead (a pooling layer's stays
+    grey). Dead units (block2_conv1 unit 0 of `load_vgg19`) stay at zero.
     """
     objective = _unit_objective(model, layer, unit)
     rng = np.random.default_rng(seed)
@@ -163,10 +130,5 @@ def maximize_activation(model: keras.Model, layer: str, unit: int, size: int = 1
 
 def plot_maximized(images_by_layer: Mapping[str, Mapping[int, np.ndarray]],
                    size: float = 2.5) -> Figure:
-    """Synthesised images in a grid: one row per layer, one image per unit.
-
-    Args:
-        images_by_layer: ``{layer: {unit: image}}``, images from `maximize_activation`.
-        size: inches per image.
-    """
+    """``{layer: {unit: image}}`` in a grid, one row per layer, ``size`` inches per image."""
     return show_by_layer(images_by_layer, size)

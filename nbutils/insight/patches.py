@@ -1,15 +1,10 @@
 """What does a unit respond to? The image patches that excite it most (Zeiler & Fergus, 2013).
 
-Pick a layer and one of its channels (a "unit": the same filter applied at every position).
-Run many photographs through the network, look at that channel's activation at every
-position of every image, and keep the nine largest. Each position sees only a window of the
-input, its receptive field (`nbutils.insight.receptive`): cropping those windows shows what
-the unit looks for. Units of block 1 respond to edges and colours, deeper ones to textures,
-then to shapes and object parts.
-
-Two neighbouring positions see nearly the same pixels, so the nine winners are picked with
-non-maximum suppression: once a position is picked, the positions of the same image around
-it are out of the running.
+A unit is one channel of a layer. Over many photographs, the positions where it is largest
+are kept, and the window each sees (its receptive field, `nbutils.insight.receptive`) is
+cropped: block 1 units respond to edges and colours, deeper ones to textures, then to shapes
+and object parts. Neighbouring positions see nearly the same pixels, so winners are picked
+with non-maximum suppression.
 """
 
 from __future__ import annotations
@@ -75,17 +70,9 @@ MATPLOTLIB_PHOTOS = {
 
 @dataclass(frozen=True)
 class Patch:
-    """One of the top activations of a unit.
-
-    Attributes:
-        crop: (h, w, 3) float32 in [0, 1], the input pixels the position sees (its receptive
-            field, clipped to the image: smaller than the field near a border).
-        activation: the unit's activation there.
-        image_index: which image of the collection.
-        position: (row, col) in the layer's output grid.
-        window: (top, left, bottom, right) of the crop in the input image, bottom / right
-            exclusive.
-    """
+    """One of the top activations of a unit: ``crop`` (h, w, 3) float32 in [0, 1] is its
+    receptive field clipped to image ``image_index``, at ``window`` (top, left, bottom,
+    right; exclusive) of the input and ``position`` (row, col) of the layer's output grid."""
 
     crop: np.ndarray
     activation: float
@@ -110,23 +97,9 @@ def _square(path: Path, size: int) -> np.ndarray:
 
 def photo_collection(folder: str | os.PathLike[str] | None = None,
                      size: int = 224) -> list[tuple[str, np.ndarray]]:
-    """The photographs installed packages ship, as a collection to search for top patches.
-
-    scikit-image's bundled data photos (astronaut, coffee, chelsea, rocket, ...; grayscale
-    ones as three equal channels) and matplotlib's sample photos (Grace Hopper, a gift box),
-    about twenty, read straight from the packages' folders: nothing is downloaded. A file
-    that is missing from the installed version is skipped.
-
-    Args:
-        folder: optional folder whose image files (see `IMAGE_EXTENSIONS`) are added after
-            the bundled photos, in file-name order.
-        size: the side of every returned (square) image.
-
-    Returns:
-        ``[(name, image), ...]``: the bundled photos sorted by name, then the folder's; each
-        image (size, size, 3) float32 in [0, 1]: resized so its shorter side is ``size``,
-        then centre-cropped.
-    """
+    """``[(name, image), ...]``: the ~20 photos scikit-image and matplotlib ship (nothing is
+    downloaded; missing files are skipped), sorted by name, then ``folder``'s image files
+    in name order; each (size, size, 3) float32 in [0, 1], resized and centre-cropped."""
     import skimage.data
 
     sources = []
@@ -146,10 +119,7 @@ def photo_collection(folder: str | os.PathLike[str] | None = None,
 
 
 def layer_model(model: keras.Model, layer: str) -> keras.Model:
-    """A model from ``model``'s (single) input to the output of ``layer``.
-
-    Works for functional and Sequential models (whose ``.input`` Keras leaves undefined).
-    """
+    """A model from ``model``'s single input to ``layer``'s output (Sequential models too)."""
     names = [item.name for item in model.layers]
     if layer not in names:
         raise ValueError(f"no layer named {layer!r} in {model.name}; its layers are {names}")
@@ -195,22 +165,9 @@ def _as_image_list(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray
 
 def least_clipped(rf: ReceptiveField, grid: tuple[int, int],
                   image_shape: tuple[int, ...]) -> np.ndarray:
-    """Which output positions see a window as little cut by the image border as possible.
-
-    Near the border, part of a position's receptive field lies outside the image, where the
-    network saw zero padding (black, for `load_vgg19`): a unit can respond to that border
-    rather than to the picture. Along each axis this keeps the rows (columns) whose window
-    lies entirely inside the image or, when the field is larger than the image, those
-    whose window sticks out least.
-
-    Args:
-        rf: the layer's receptive field.
-        grid: (h, w) of the layer's output.
-        image_shape: (H, W[, C]) of the input.
-
-    Returns:
-        (h, w) bool mask, True where the position is kept.
-    """
+    """(h, w) bool mask over the ``grid`` of output positions whose window sticks out of the
+    image least along each axis (entirely inside, if any is): beyond the border the network
+    saw zero padding, which a unit can respond to instead of the picture."""
     keep = []
     for a in range(2):
         first = rf.start[a] - (rf.size[a] - 1) / 2 + rf.jump[a] * np.arange(grid[a])
@@ -221,18 +178,9 @@ def least_clipped(rf: ReceptiveField, grid: tuple[int, int],
 
 def _non_max_suppression(maps: list[np.ndarray], k: int, min_distance: int
                          ) -> list[tuple[float, int, int, int]]:
-    """The ``k`` largest values over all maps, greedily, blanking each pick's neighbourhood.
-
-    Args:
-        maps: one (h, w) map per image (sizes may differ); -inf marks excluded positions.
-        k: how many to pick.
-        min_distance: after a pick at (r, c), positions (r', c') of the same image with
-            max(|r' - r|, |c' - c|) <= min_distance are excluded.
-
-    Returns:
-        ``[(value, image_index, row, col), ...]`` by decreasing value (ties: lowest image
-        index, then row-major order). Fewer than ``k`` when the maps run out of positions.
-    """
+    """Up to ``k`` ``(value, image_index, row, col)`` by decreasing value (ties: lowest
+    index, then row-major), greedily over (h, w) maps (-inf: excluded); each pick excludes
+    its image's positions within ``min_distance`` in rows and in columns."""
     work = [m.astype(np.float64) for m in maps]
     best = np.array([m.max() if m.size else -np.inf for m in work])
     picks = []
@@ -250,11 +198,7 @@ def top_patches_per_unit(model: keras.Model, layer: str, units: Sequence[int],
                          images: np.ndarray | Sequence[np.ndarray], k: int = 9,
                          min_distance: int | None = None, avoid_border: bool = True,
                          batch_size: int = 8) -> dict[int, list[Patch]]:
-    """`top_patches` for several units of one layer, running the images through it once.
-
-    Returns:
-        ``{unit: [Patch, ...]}``, each list as `top_patches` returns it.
-    """
+    """``{unit: top_patches(...)}`` for several units, running the images through once."""
     images = _as_image_list(images)
     rf = receptive_fields(model, layer)
     if min_distance is None:  # half the receptive field, in output cells
@@ -281,28 +225,13 @@ def top_patches(model: keras.Model, layer: str, unit: int,
                 images: np.ndarray | Sequence[np.ndarray], k: int = 9,
                 min_distance: int | None = None, avoid_border: bool = True,
                 batch_size: int = 8) -> list[Patch]:
-    """The ``k`` image patches that excite one unit of a layer most.
+    """Up to ``k`` `Patch` objects exciting channel ``unit`` of ``layer`` most, by decreasing
+    activation.
 
-    Args:
-        model: a Keras model whose input takes the images as they are (for `load_vgg19`:
-            RGB in [0, 1]).
-        layer: name of the layer; its output is (batch, h, w, channels).
-        unit: the channel.
-        images: a list of (H, W, 3) float arrays in [0, 1] (sizes may differ), or one
-            (N, H, W, 3) array.
-        k: how many patches.
-        min_distance: non-maximum suppression radius, in output cells: after a position is
-            picked, positions of the same image at most this far from it (in rows and in
-            columns) are excluded. Default: half the receptive field in output cells
-            (``size // (2 * jump)``), at least 1. 0 disables suppression.
-        avoid_border: only consider positions whose receptive field lies inside the image
-            (or, when the field is larger than the image, sticks out least: see
-            `least_clipped`), so that no patch owes its activation to the zero padding
-            beyond the border. False: every position competes.
-        batch_size: images run through the network at a time.
-
-    Returns:
-        Up to ``k`` `Patch` objects, by decreasing activation.
+    ``model`` takes the images as they are (for `load_vgg19`: RGB in [0, 1]); ``images``
+    are (H, W, 3) in [0, 1], sizes may differ. ``min_distance``: suppression radius in output
+    cells (default half the receptive field, ``size // (2 * jump)``, at least 1; 0: none).
+    ``avoid_border`` keeps only `least_clipped` positions.
     """
     return top_patches_per_unit(model, layer, [unit], images, k, min_distance,
                                 avoid_border, batch_size)[unit]
@@ -346,13 +275,8 @@ def _mosaic(patches: Sequence[Patch], tile: int, gap: int = 2) -> np.ndarray:
 
 
 def show_by_layer(cells: Mapping[str, Mapping[int, np.ndarray]], size: float = 2.5) -> Figure:
-    """A grid of images, one row per layer, one per unit, each titled "layer / unit".
-
-    Args:
-        cells: ``{layer: {unit: image}}``, images (H, W, 3) in [0, 1]; rows with fewer
-            units than the longest are padded with blanks.
-        size: inches per image.
-    """
+    """``{layer: {unit: image}}`` as a grid titled "layer / unit", one row per layer
+    (short rows padded with blanks), ``size`` inches per image."""
     ncols = max(len(units) for units in cells.values())
     images, titles = [], []
     for layer, units in cells.items():
@@ -367,15 +291,9 @@ def show_by_layer(cells: Mapping[str, Mapping[int, np.ndarray]], size: float = 2
 
 def plot_top_patches(results: Mapping[str, Mapping[int, Sequence[Patch]]], tile: int = 48,
                      size: float = 2.8) -> Figure:
-    """Top patches as one square grid (3 x 3 for k = 9) per unit, one row of grids per layer.
-
-    Args:
-        results: ``{layer: {unit: patches}}``, e.g. ``{layer: top_patches_per_unit(...)}``.
-        tile: side in pixels every crop is resized to, for display only (crops of deep
-            layers are much larger than those of block 1; clipped crops are padded grey on
-            the side the image border cut).
-        size: inches per grid.
-    """
+    """``{layer: {unit: patches}}`` as one square grid per unit (3 x 3 for k = 9), a row of
+    grids per layer: each crop shown at ``tile`` pixels (clipped ones padded grey), ``size``
+    inches per grid."""
     mosaics = {layer: {unit: _mosaic(patches, tile) for unit, patches in units.items()}
                for layer, units in results.items()}
     return show_by_layer(mosaics, size)

@@ -1,26 +1,16 @@
 """Receptive fields: which input pixels one position of a ConvNet layer's output can see.
 
-Every layer on the way from the input to a chosen layer slides a window of ``k`` cells with a
-stride ``s`` over the grid before it, after padding ``pad_before`` cells on the top / left.
-Walking the layers in order, three numbers per axis describe the output grid in *input pixel*
-units (Araujo et al., "Computing receptive fields of convolutional neural networks", 2019):
+Each layer slides a window of ``k`` cells with stride ``s`` after padding ``pad_before``
+cells; per axis, in input pixels (Araujo et al., 2019), starting from the input's
+``jump = 1, size = 1, start = 0``:
 
-* ``jump``: the distance between two adjacent output positions,
-  ``jump_out = jump_in * s``;
-* ``size``: how many input pixels one output position sees,
-  ``size_out = size_in + (k - 1) * jump_in``;
-* ``start``: the input coordinate of the centre of output position 0,
-  ``start_out = start_in + ((k - 1) / 2 - pad_before) * jump_in``.
+    jump_out  = jump_in * s                                  (between adjacent positions)
+    size_out  = size_in + (k - 1) * jump_in                  (pixels one position sees)
+    start_out = start_in + ((k - 1) / 2 - pad_before) * jump_in   (centre of position 0)
 
-The input itself is ``jump = 1, size = 1, start = 0``: input pixel ``i`` is centred on
-coordinate ``i``. Nothing here is specific to VGG: the numbers are read from each layer's
-kernel size, strides and padding.
-
-'same' padding follows TensorFlow's rule: along an axis of length ``n``,
-``pad_total = max(k - s, 0)`` if ``n % s == 0`` else ``max(k - n % s, 0)``, and
-``pad_before = pad_total // 2``. With stride 1 that is always ``(k - 1) // 2``, whatever ``n``;
-with a larger stride it can depend on ``n``, which must then be known (a fixed model input
-shape, or ``input_size``).
+'same' padding follows TensorFlow: ``pad_total = max(k - s, 0)`` if ``n % s == 0`` else
+``max(k - n % s, 0)``, ``pad_before = pad_total // 2``; with a stride above 1 it can depend
+on the axis length ``n``, which must then be known (a fixed input shape, or ``input_size``).
 """
 
 from __future__ import annotations
@@ -66,15 +56,9 @@ class UnsupportedLayerError(ValueError):
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    """The receptive field of every position of one layer's output, per axis (rows, cols).
-
-    Attributes:
-        size: (rf_h, rf_w), input pixels one output position sees (before clipping to the
-            image).
-        jump: (jump_h, jump_w), input pixels between adjacent output positions.
-        start: (start_h, start_w), input coordinate of the centre of output position
-            (0, 0); may be negative or fractional (e.g. 0.5 after a 2x2 pool).
-    """
+    """One layer's receptive field per axis (rows, cols), in input pixels: ``size`` seen by
+    a position (before clipping), ``jump`` between positions, ``start`` the centre of
+    position (0, 0), possibly negative or fractional (0.5 after a 2x2 pool)."""
 
     size: tuple[int, int]
     jump: tuple[int, int]
@@ -87,23 +71,12 @@ class ReceptiveField:
 
 def receptive_fields(model: keras.Model, layer_name: str,
                      input_size: tuple[int, int] | None = None) -> ReceptiveField:
-    """Compute the receptive field of ``layer_name``'s output positions in ``model``.
+    """The `ReceptiveField` of ``layer_name``'s output positions in a channels-last model.
 
-    Walks the layers from the model's input to ``layer_name`` (following each layer's single
-    input) and applies the recurrence of the module docstring to every Conv2D,
-    DepthwiseConv2D, SeparableConv2D, MaxPooling2D and AveragePooling2D layer; ZeroPadding2D
-    and Cropping2D shift the grid; pointwise layers (activations, BatchNormalization,
-    Dropout, ...) are passed through.
-
-    Args:
-        model: a functional or Sequential Keras model, channels-last.
-        layer_name: the layer whose output positions are described.
-        input_size: (height, width) of the input, only needed when the model's input shape
-            is not fixed and a 'same' layer with stride > 1 pads differently for different
-            sizes.
-
-    Returns:
-        A `ReceptiveField` in input pixels.
+    Applies the module's recurrence along the single chain of layers from the input: sliding
+    layers (`SLIDING`), ZeroPadding2D and Cropping2D shift the grid, pointwise layers pass.
+    ``input_size`` (height, width) is needed only when the input shape is open and a strided
+    'same' layer depends on it.
 
     Raises:
         UnsupportedLayerError: a dilated or transposed convolution, a layer with several
@@ -125,18 +98,8 @@ def receptive_fields(model: keras.Model, layer_name: str,
 
 def input_window(rf: ReceptiveField, row: int, col: int,
                  image_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """The input crop that output position (row, col) sees, clipped to the image.
-
-    Args:
-        rf: the layer's receptive field, from `receptive_fields`.
-        row, col: a position in the layer's output grid.
-        image_shape: (H, W) or (H, W, C) of the input image.
-
-    Returns:
-        (top, left, bottom, right) in input pixels, bottom / right exclusive, so that
-        ``image[top:bottom, left:right]`` is the crop. Positions near the border get a
-        window smaller than ``rf.size``.
-    """
+    """(top, left, bottom, right), exclusive: the crop ``image[top:bottom, left:right]``
+    output position (row, col) sees, clipped to the image (smaller near the border)."""
     height, width = int(image_shape[0]), int(image_shape[1])
     centre = rf.centre(row, col)
     # centre - (size - 1) / 2 is a whole number by construction; round() only removes the

@@ -7,16 +7,11 @@ JSON object per line; whatever the answers print goes to stderr. The job::
      "cells": [{"name", "index", "source"} of each exercise cell], "run": [names],
      "seed": the hidden cases' seed}
 
-This process withholds every graded reference first (`checks.core.withhold_references`), so
-nothing the answers do can reach nbutils' own implementation; then it executes the
-notebook's import statements and the exercise cells, in notebook order, in one namespace,
-and prints ``{"defined": {name: error or null}}``; then, for each name to run,
-``{"name": name, "outcomes": [...]}`` (`checks.core.answer_outcomes` on the hidden cases).
-
-Nothing there judges: the grader compares these outcomes with the references in its own
-process, which no answer runs in. That process is untrusted, and its output is only data:
-`run_answers`, the grader's side, reads it with a deadline, restarts the process without an
-answer that hangs it or ends it, and bounds every line.
+With every graded reference withheld first (`checks.core.withhold_references`), it runs the
+imports and exercise cells in one namespace, prints ``{"defined": {name: error or null}}``,
+then ``{"name": name, "outcomes": [...]}`` per name (`checks.core.answer_outcomes`). It
+judges nothing: its output is untrusted data that `run_answers`, the grader's side, reads
+with a deadline and bounded lines, restarting it without an answer that hangs or ends it.
 """
 
 from __future__ import annotations

@@ -1,23 +1,16 @@
 """Auto-grader of student notebooks (``python -m nbutils.lab.grade NOTEBOOK [--json] [--seed N]``).
 
-The score never depends on the learner's kernel. Each exercise (a code cell tagged
-``{"nbutils": {"exercise": name}}``) is taken from the notebook and defined in a fresh
-process, with the notebook's import statements and against a pristine nbutils whose
-graded references are withheld (`nbutils.lab.answers`); that process runs it on hidden cases
-drawn from ``--seed`` (a fresh random seed when not given; the report says which), and
-this process judges what comes back against the references (`nbutils.lab.checks`). An answer
-that is, or calls, nbutils' own implementation scores 0 for that exercise.
-
-The notebook is also executed headlessly (kernel python3, cwd = its folder), its
-``parameters`` cell overridden by a preset (``--preset``, default ``ci``: the small setting,
-see `nbutils.lab.parameters`), to report the cells that fail: a cell that raises or runs past
-``--timeout`` seconds (the kernel is interrupted) is reported by number, and execution goes
-on; a kernel that dies, or a cell that ignores the interrupt (the kernel is then stopped),
-ends the execution, reported by cell number. The exercises are graded all the same.
+Each exercise cell (tagged ``{"nbutils": {"exercise": name}}``) is defined in a fresh
+process with the notebook's imports, its graded references withheld (`nbutils.lab.answers`),
+and run on hidden cases drawn from ``--seed`` (default: a fresh one, reported); this process
+judges the outcomes (`nbutils.lab.checks`). An answer that is, or calls, nbutils' own
+implementation scores 0. The notebook also runs headlessly with a ``--preset`` (default
+``ci``), reporting by number each cell that raises or runs past ``--timeout`` seconds; a
+dead kernel, or a cell ignoring the interrupt, ends the run.
 
 Prints a table and the score ``k/n`` (or JSON); exit 0 when all pass, 1 otherwise, 2 for a
-bad path, a file that is not a notebook, a notebook without exercises, or one with an
-exercise that is not in the registry of graded functions (`nbutils.lab.checks.GRADED`).
+bad path, a file that is not a notebook, one without exercises, or an exercise outside
+`nbutils.lab.checks.GRADED`.
 """
 
 from __future__ import annotations
@@ -165,12 +158,9 @@ def execute_notebook(nb: Any, folder: Path, timeout: int) -> dict[int, str]:
 
 def grade(path: str | Path, timeout: int = 120, preset: str = "ci", seed: int | None = None
           ) -> dict[str, Any]:
-    """Grade a student notebook: its answers in fresh processes, its cells in a kernel.
-
-    Returns:
-        {"notebook", "seed", "score": k, "total": n,
-        "exercises": [{"name", "passed", "reason"}],
-        "cell_errors": [{"cell": number from 1, "error": "Type: message"}]}.
+    """Grade a notebook, answers in fresh processes and cells in a kernel: {"notebook",
+    "seed", "score", "total", "exercises": [{"name", "passed", "reason"}], "cell_errors":
+    [{"cell": number from 1, "error": "Type: message"}]}.
 
     Raises:
         GradeError: not a file, not a notebook, no exercise cells, or an exercise that

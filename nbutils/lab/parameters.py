@@ -1,11 +1,9 @@
 """Notebook parameters: the one cell tagged ``parameters``, and presets that override it.
 
-Each notebook has exactly one code cell tagged ``parameters`` (papermill's convention),
-holding plain literal assignments (``IMG_SIZE = 256``): a learner edits numbers, and
-nothing reads the environment. A preset (``nbutils/lab/presets/<name>.yaml``) maps parameter
-names to values; `apply_preset` gives a notebook the values of the names it declares, in a
-cell papermill injects after the parameters cell, so the rest of the notebook runs
-unchanged. ``ci`` is the small setting that the test suite and the grader use.
+The cell (papermill's convention) holds plain literal assignments (``IMG_SIZE = 256``): a
+learner edits numbers; nothing reads the environment. A preset
+(``nbutils/lab/presets/<name>.yaml``) maps names to values; `apply_preset` injects those a
+notebook declares in a cell after it. ``ci`` is the small setting of the tests and grader.
 """
 
 from __future__ import annotations
@@ -24,11 +22,7 @@ class ParametersError(ValueError):
 
 
 def parameters_cell(nb: Any) -> Any:
-    """The notebook's one code cell tagged ``parameters``.
-
-    Raises:
-        ParametersError: none, or more than one.
-    """
+    """The notebook's one code cell tagged ``parameters`` (ParametersError: none or several)."""
     cells = [c for c in nb.cells
              if c.cell_type == "code" and TAG in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
@@ -38,11 +32,8 @@ def parameters_cell(nb: Any) -> Any:
 
 
 def notebook_parameters(nb: Any) -> dict[str, Any]:
-    """``{name: default}`` of the parameters cell, which must hold only ``NAME = literal``.
-
-    Raises:
-        ParametersError: anything else in the cell (a call, an expression, a loop...).
-    """
+    """``{name: default}`` of the parameters cell; ParametersError for anything but
+    ``NAME = literal`` in it."""
     source = parameters_cell(nb).source
     values = {}
     for node in ast.parse(source).body:

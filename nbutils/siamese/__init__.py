@@ -14,5 +14,5 @@ __getattr__, __dir__, __all__ = lazy_names(__name__, {
               "train_encoder"),
     "verification": ("accuracy_at", "auc", "build_logistic_head", "distance_roc",
                      "equal_error_rate", "make_pairs", "pair_features", "pick_threshold",
-                     "roc_curve", "train_logistic_head"),
+                     "plot_roc", "roc_curve", "train_logistic_head"),
 })

@@ -13,16 +13,8 @@ import numpy as np
 
 def one_shot_accuracy(embeddings: np.ndarray, labels: np.ndarray, classes: np.ndarray,
                       n_way: int, episodes: int = 2000, seed: int = 0) -> float:
-    """Mean N-way one-shot accuracy by nearest support (Euclidean distance).
-
-    Args:
-        embeddings: (N, d) vectors of every example (raw pixels flattened work too).
-        labels: (N,) class of each example.
-        classes: the classes episodes draw from (e.g. the unseen ones); each needs >= 2
-            examples.
-        n_way: classes per episode.
-        episodes: number of episodes; fixed ``seed`` -> the same episodes every time.
-    """
+    """Mean ``n_way`` one-shot accuracy by nearest support (Euclidean) over ``episodes``
+    seeded episodes drawn from ``classes`` (each with >= 2 examples) of (N, d) embeddings."""
     classes = np.asarray(classes)
     if n_way > len(classes):
         raise ValueError(f"{n_way}-way episodes need {n_way} classes, got {len(classes)}")

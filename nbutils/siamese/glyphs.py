@@ -1,18 +1,10 @@
 """An offline, Omniglot-like one-shot dataset: characters rendered from matplotlib's fonts.
 
-Omniglot has 1,623 characters, each drawn by 20 different people. Here a *class* is a
-character (Latin, Greek, Cyrillic, digits, math symbols, arrows, shapes, currency...) and
-each *sample* is that character "drawn" by one of the fonts matplotlib ships (DejaVu, STIX,
-Computer Modern), at a random size, rotation and position, as a 28x28 grayscale image with a
-white glyph (1.0) on black (0.0). Nothing is downloaded: the fonts come with matplotlib.
-
-Characters that look alike once size is free (Latin ``A``, Greek ``Α``, Cyrillic ``А``;
-``o``/``O``/``0``; ``l``/``I``/``1``; ``∑``/``Σ``...) would be impossible classes, so only the
-first of each look-alike group is kept: an explicit list of known groups, plus a check that
-renders each candidate, scale-normalised, in reference fonts and drops it when it nearly
-matches a character already chosen.
-
-Typical use::
+A *class* is a character (Latin, Greek, Cyrillic, digits, symbols...); a *sample* is it
+"drawn" by one of matplotlib's fonts at a random size, rotation and position: a 28x28 image,
+white glyph (1.0) on black (0.0). Characters that look alike once size is free (``A``/``Α``/
+``А``, ``o``/``O``/``0``...) would be impossible classes: only the first of each look-alike
+group is kept (`LOOKALIKE_GROUPS`, plus a pixel-similarity check). Typical use::
 
     data = make_glyph_dataset(per_class=20, seed=0)
     x_train, y_train = data.subset(data.train_classes)   # seen classes only
@@ -191,23 +183,11 @@ def _resize_longest(image: Image.Image, side: int) -> Image.Image:
 def render_glyph(
     char: str, font_path: str | Path, rng: np.random.Generator, size: int = 28
 ) -> np.ndarray:
-    """Draw ``char`` from one font with a random size, rotation and position.
+    """``char`` as a float32 ``(size, size)`` image in [0, 1], white on black.
 
-    The glyph is drawn at a font size uniform in [40, 64] px, rotated uniformly by up to
-    +-15 degrees, cropped to its ink and scaled so that its longer side is a uniform 55% to
-    100% of the inside of a 64x64 canvas with a 3-px margin, put at a uniformly random
-    position that keeps all of it inside the margin, then downsampled (Lanczos, antialiased)
-    to ``size`` x ``size``. Size is thus free: the look-alike rules treat characters that
-    differ only in size (``o``/``O``) as one.
-
-    Args:
-        char: one character the font covers (see :func:`font_covers`).
-        font_path: a TrueType file.
-        rng: the only source of randomness (font size, angle, scale, position).
-        size: side of the output image in pixels.
-
-    Returns:
-        float32 array of shape ``(size, size)`` in [0, 1]: glyph 1 (white) on 0 (black).
+    ``rng`` draws the font size (40-64 px), a rotation (up to +-15 degrees), the longer
+    side (55-100% of a 64x64 canvas inside a 3-px margin) and a position inside the margin;
+    the canvas is then downsampled (Lanczos). Size is free, so ``o``/``O`` count as one.
     """
     px = int(rng.integers(_FONT_PX[0], _FONT_PX[1] + 1))
     angle = float(rng.uniform(-_MAX_ROTATION, _MAX_ROTATION))
@@ -292,20 +272,12 @@ def _choose(min_fonts: int, max_classes: int) -> tuple[str, ...]:
 
 
 def choose_characters(min_fonts: int = 4, max_classes: int = 200) -> list[str]:
-    """The characters used as classes, in a fixed order.
+    """The class characters, distinct, in candidate order (Latin, digits, Greek, Cyrillic,
+    symbols...).
 
-    Candidates are taken in order from Latin upper- and lower-case, digits, Greek, Cyrillic,
-    punctuation, currency, math, arrows, shapes and symbols. A candidate is kept when at
-    least ``min_fonts`` of :func:`available_fonts` cover it (cmap, and the glyph is not
-    blank), it is in no look-alike group already represented (:data:`LOOKALIKE_GROUPS`),
-    and its scale-normalised rendering is not nearly identical (cosine > 0.97) to that of a
-    character already kept, in DejaVu Sans, DejaVu Serif or STIX (a safety net for exact
-    cross-script copies the list misses). With the default ``min_fonts``, 200 characters
-    pass; when more than ``max_classes`` pass, ``max_classes`` evenly spaced ones of them are
-    kept, so that every set stays represented.
-
-    Returns:
-        Distinct one-character strings, in candidate order.
+    A candidate is kept when ``min_fonts`` fonts draw it, no member of its look-alike group
+    is already kept, and its normalised rendering has cosine <= 0.97 to every kept one in the
+    reference fonts. 200 pass by default; beyond ``max_classes``, evenly spaced ones are kept.
     """
     return list(_choose(min_fonts, max_classes))
 
@@ -315,19 +287,9 @@ def choose_characters(min_fonts: int = 4, max_classes: int = 200) -> list[str]:
 
 @dataclass
 class GlyphDataset:
-    """Rendered characters, grouped by class, with a split of the classes.
-
-    Attributes:
-        images: float32 ``(N, size, size, 1)`` in [0, 1], glyph white on black; samples are
-            stored class by class (all of class 0, then all of class 1...).
-        labels: int32 ``(N,)`` class index of each sample, in ``[0, len(chars))``.
-        chars: class index -> the character it is.
-        fonts: int32 ``(N,)`` index into ``font_names`` of the font each sample was drawn from.
-        font_names: font file names (as in :func:`available_fonts`).
-        train_classes: sorted int64 class indices seen in training.
-        test_classes: sorted int64 class indices kept unseen; disjoint from the training ones,
-            together all classes.
-    """
+    """Rendered characters, class by class: ``images`` float32 (N, size, size, 1) in [0, 1],
+    ``labels`` int32 (N,) indexing ``chars``, ``fonts`` int32 (N,) indexing ``font_names``;
+    ``train_classes`` and ``test_classes`` (unseen) are sorted, disjoint, and cover all."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -385,25 +347,12 @@ def make_glyph_dataset(
     max_classes: int = 200,
     cache_path: str | Path | None = None,
 ) -> GlyphDataset:
-    """Render ``per_class`` samples of every class of :func:`choose_characters`.
+    """A `GlyphDataset` of ``per_class`` `render_glyph` samples of every `choose_characters`
+    class, each from a random font that covers it.
 
-    Every sample picks, uniformly, one of the fonts that cover its character, then a random
-    size, rotation and position (:func:`render_glyph`). All randomness comes from
-    ``np.random.default_rng(seed)`` (first the class split, then the samples), so one seed
-    always gives bit-identical arrays. About a second for 200 classes x 20 samples.
-
-    Args:
-        per_class: samples per class.
-        seed: the seed of the class split and of every rendering.
-        unseen_fraction: share of the classes kept out of training, ``round(f * C)`` of them.
-        size: image side in pixels.
-        min_fonts: passed to :func:`choose_characters`.
-        max_classes: passed to :func:`choose_characters`.
-        cache_path: an ``.npz`` file. If it holds a dataset made with the same arguments it
-            is loaded instead of rendering; otherwise the dataset is rendered and saved there.
-
-    Returns:
-        A :class:`GlyphDataset` of ``C * per_class`` samples, ``C = len(chars)``.
+    One ``seed`` gives bit-identical arrays (class split, then samples); ``round(
+    unseen_fraction * C)`` classes are kept unseen. ``cache_path`` (an ``.npz``) is loaded
+    when made with the same arguments, else written.
     """
     chars = choose_characters(min_fonts, max_classes)
     fonts = available_fonts()
@@ -465,12 +414,8 @@ def _load(
 
 
 def sample_grid(dataset: GlyphDataset, classes: Sequence[int], per_class: int) -> np.ndarray:
-    """Tile the first ``per_class`` samples of each of ``classes``, one class per row.
-
-    Returns:
-        float32 ``(len(classes) * size, per_class * size)`` in [0, 1]; a class with fewer
-        samples leaves its missing tiles black.
-    """
+    """The first ``per_class`` samples of each of ``classes`` tiled one class per row, float32
+    ``(len(classes) * size, per_class * size)``; missing tiles are black."""
     size = dataset.images.shape[1]
     grid = np.zeros((len(classes) * size, per_class * size), dtype=np.float32)
     for row, c in enumerate(classes):

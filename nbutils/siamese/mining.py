@@ -5,19 +5,12 @@ Every strategy uses the course's per-triplet term, computed by one function,
 
     term(a, p, n) = max(d(a, p) - d(a, n) + alpha, 0),    d(i, j) = ||e_i - e_j||^2,
 
-with SQUARED Euclidean distances and the same margin ``alpha`` (default 0.2). They differ
-in which triplets they pick. The online strategies (``batch_all``, ``batch_hard``,
-``semi_hard``) take a P x K batch (P classes x K examples: labels (B,), embeddings (B, d))
-and mine the triplets inside it, from the (B, B) matrix of pairwise distances; the offline
-baseline (``random_triplet_loss``) takes triplets sampled beforehand
-(``sample_random_triplets``).
-
-Each strategy returns ``(loss, active_fraction)``, two scalar tensors in the dtype of the
-embeddings: the loss to minimise and the share of the chosen triplets whose term is still
-positive (the ones that still produce a gradient).
-
-TensorFlow ops only: works eagerly, inside a ``tf.function`` (batch size may be unknown)
-and as a Keras loss (``TripletMiningLoss``).
+with SQUARED Euclidean distances and margin ``alpha`` (default 0.2, squared-distance
+units). The online strategies take a P x K batch, labels (B,) and embeddings (B, d), and
+mine inside it; the offline baseline (``random_triplet_loss``) takes triplets sampled
+beforehand. Each returns ``(loss, active_fraction)``, scalars in the embeddings' dtype: the
+share of chosen triplets whose term is still positive. TensorFlow ops only: eager, inside a
+``tf.function`` (batch size may be unknown), or as a Keras loss (``TripletMiningLoss``).
 """
 
 from __future__ import annotations
@@ -37,19 +30,9 @@ MiningFn = Callable[..., tuple[tf.Tensor, tf.Tensor]]
 
 
 def pairwise_squared_distances(embeddings: tf.Tensor) -> tf.Tensor:
-    """All squared Euclidean distances ||e_i - e_j||^2, by the Gram trick.
-
-        ||e_i - e_j||^2 = ||e_i||^2 - 2 e_i . e_j + ||e_j||^2
-
-    Rounding can make the right-hand side slightly negative, so it is clipped at 0, and the
-    diagonal is set to exactly 0. No square root, so the gradient is finite everywhere.
-
-    Args:
-        embeddings: (B, d) float tensor.
-
-    Returns:
-        (B, B) tensor in the dtype of ``embeddings``, symmetric, >= 0, 0 on the diagonal.
-    """
+    """(B, B) squared distances of (B, d) embeddings by the Gram trick,
+    ||e_i||^2 - 2 e_i . e_j + ||e_j||^2: clipped at 0, exactly 0 on the diagonal, and with no
+    square root, so the gradient is finite everywhere."""
     embeddings = tf.convert_to_tensor(embeddings)
     gram = tf.matmul(embeddings, embeddings, transpose_b=True)
     sq_norms = tf.linalg.diag_part(gram)
@@ -64,14 +47,7 @@ def _flat_labels(labels: tf.Tensor) -> tf.Tensor:
 
 
 def positive_mask(labels: tf.Tensor) -> tf.Tensor:
-    """mask[i, j] = labels[i] == labels[j] and i != j.
-
-    Args:
-        labels: (B,) integer (or integer-valued float) class labels.
-
-    Returns:
-        (B, B) bool tensor.
-    """
+    """(B, B) bool: labels[i] == labels[j] and i != j (labels integer or integer-valued)."""
     labels = _flat_labels(labels)
     same = tf.equal(labels[:, None], labels[None, :])
     not_self = tf.logical_not(tf.eye(tf.shape(labels)[0], dtype=tf.bool))
@@ -79,27 +55,13 @@ def positive_mask(labels: tf.Tensor) -> tf.Tensor:
 
 
 def negative_mask(labels: tf.Tensor) -> tf.Tensor:
-    """mask[i, j] = labels[i] != labels[j] (so i != j too).
-
-    Args:
-        labels: (B,) class labels.
-
-    Returns:
-        (B, B) bool tensor.
-    """
+    """(B, B) bool: labels[i] != labels[j] (so i != j too)."""
     labels = _flat_labels(labels)
     return tf.not_equal(labels[:, None], labels[None, :])
 
 
 def triplet_mask(labels: tf.Tensor) -> tf.Tensor:
-    """mask[a, p, n] = (a != p) and labels[a] == labels[p] and labels[a] != labels[n].
-
-    Args:
-        labels: (B,) class labels.
-
-    Returns:
-        (B, B, B) bool tensor: the valid triplets, indexed [anchor, positive, negative].
-    """
+    """(B, B, B) bool, the valid triplets [a, p, n]: a != p, same label a/p, other label n."""
     return tf.logical_and(positive_mask(labels)[:, :, None], negative_mask(labels)[:, None, :])
 
 
@@ -147,18 +109,8 @@ def batch_all_triplet_loss(labels: tf.Tensor, embeddings: tf.Tensor,
         term(a, p, n) = max(d(a, p) - d(a, n) + alpha, 0)   for every valid (a, p, n)
         loss = sum(term) / #active,    active_fraction = #active / #valid
 
-    where a triplet is active when its term is > 0. Averaging over the ACTIVE triplets only
-    (the 'BA != 0' variant of Hermans et al.) keeps the loss from shrinking towards 0 as easy
-    triplets pile up, which a mean over all valid triplets would do.
-
-    Args:
-        labels: (B,) class labels.
-        embeddings: (B, d) float tensor.
-        alpha: the margin, in squared-distance units.
-
-    Returns:
-        (loss, active_fraction): scalars in the dtype of ``embeddings``; both 0 when no
-        triplet is active (or none is valid).
+    Averaging over the active triplets (term > 0; Hermans et al.'s 'BA != 0') keeps the loss
+    from shrinking towards 0 as easy triplets pile up. Both 0 when none is active.
     """
     dist = pairwise_squared_distances(embeddings)
     terms = triplet_hinge(dist[:, :, None], dist[:, None, :], alpha)  # [a, p, n]
@@ -178,17 +130,8 @@ def batch_hard_triplet_loss(labels: tf.Tensor, embeddings: tf.Tensor,
         d_an(a) = min_{n: label n != label a} d(a, n)
         loss = mean_a max(d_ap(a) - d_an(a) + alpha, 0)
 
-    over the anchors that have at least one positive and one negative in the batch (the
-    others, e.g. a class with a single example, are skipped).
-
-    Args:
-        labels: (B,) class labels.
-        embeddings: (B, d) float tensor.
-        alpha: the margin, in squared-distance units.
-
-    Returns:
-        (loss, active_fraction): scalars; active_fraction is the share of those anchors
-        whose term is > 0. Both 0 when no anchor qualifies.
+    over the anchors with a positive and a negative in the batch; active_fraction is the
+    share of them with a positive term. Both 0 when no anchor qualifies.
     """
     dist = pairwise_squared_distances(embeddings)
     pos, neg = positive_mask(labels), negative_mask(labels)
@@ -208,24 +151,13 @@ def semi_hard_triplet_loss(labels: tf.Tensor, embeddings: tf.Tensor,
 
         d_an(a, p) = min { d(a, n) : label n != label a,  d(a, p) < d(a, n) < d(a, p) + alpha }
 
-    i.e. farther than the positive but still inside the margin. Fallback (our choice): when
-    the pair has no semi-hard negative, the hardest negative of the anchor,
-    min_n d(a, n), is used instead. That negative is either hard (closer than the positive:
-    a positive term) or, if every negative is beyond the margin, easy (a zero term).
-    Note the loss is discontinuous where a pair's only semi-hard negative leaves the margin
-    (d(a, n) crosses d(a, p) + alpha) while a hard negative exists: the term jumps from ~0
-    to the hard negative's term. Gradients are exact everywhere else.
+    Without one, the anchor's hardest negative min_n d(a, n) is used (our choice), so the
+    loss jumps where a pair's only semi-hard negative leaves the margin while a hard one
+    exists; gradients are exact elsewhere.
 
         loss = mean_{(a, p)} max(d(a, p) - d_an(a, p) + alpha, 0)
 
-    Args:
-        labels: (B,) class labels.
-        embeddings: (B, d) float tensor.
-        alpha: the margin, in squared-distance units.
-
-    Returns:
-        (loss, active_fraction): scalars; active_fraction is the share of (a, p) pairs
-        whose term is > 0. Both 0 when there is no valid pair.
+    active_fraction is the share of (a, p) pairs with a positive term; both 0 without pairs.
     """
     dist = pairwise_squared_distances(embeddings)
     pos, neg = positive_mask(labels), negative_mask(labels)
@@ -257,15 +189,8 @@ def random_triplet_loss(anchor: tf.Tensor, positive: tf.Tensor, negative: tf.Ten
         loss = triplet_loss([A, P, N], alpha) / m
         active_fraction = #{i : term_i > 0} / m
 
-    term_i is ``nbutils.triplet.triplet_hinge`` of d(A_i, P_i) and d(A_i, N_i), with the
-    very operations ``nbutils.triplet.triplet_loss`` sums (so loss is its value over m).
-
-    Args:
-        anchor, positive, negative: (m, d) float tensors.
-        alpha: the margin, in squared-distance units.
-
-    Returns:
-        (loss, active_fraction): scalars in the dtype of the embeddings; both 0 when m == 0.
+    with term_i = ``triplet_hinge`` of d(A_i, P_i), d(A_i, N_i) for (m, d) tensors; both 0
+    when m == 0.
     """
     anchor, positive, negative = (tf.convert_to_tensor(t) for t in (anchor, positive, negative))
     m = tf.cast(tf.shape(anchor)[0], anchor.dtype)
@@ -277,18 +202,9 @@ def random_triplet_loss(anchor: tf.Tensor, positive: tf.Tensor, negative: tf.Ten
 
 def sample_random_triplets(labels: np.ndarray, n: int,
                            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw n triplets of indices into ``labels`` at random (offline, NumPy).
-
-    Anchors are uniform over all indices; the positive is uniform over the OTHER indices
-    with the anchor's label; the negative is uniform over the indices with another label.
-
-    Args:
-        labels: (N,) class labels.
-        n: the number of triplets.
-        rng: a NumPy Generator (the same seed gives the same triplets).
-
-    Returns:
-        (a_idx, p_idx, n_idx): three (n,) int64 arrays.
+    """(a_idx, p_idx, n_idx), three (n,) int64 arrays of random triplets of indices into
+    ``labels``: anchors uniform, positives uniform among the other indices of the anchor's
+    label, negatives uniform among the other labels'.
 
     Raises:
         ValueError: when a class has a single example (no positive for it), when there are
@@ -325,21 +241,11 @@ class TripletMiningLoss(keras.losses.Loss):
         model.compile(optimizer="adam", loss=TripletMiningLoss("batch_hard"))
         model.fit(x, labels, batch_size=P * K, shuffle=False)   # batches must be P x K
 
-    ``call`` returns the strategy's scalar loss (the active fraction is dropped; use the
-    functions directly to see it). Keras 3 passes a 0-d loss through every reduction
-    unchanged (``reduce_values`` returns scalars as they are), so ``model.evaluate`` on one
-    batch equals the function's value; the default ``"sum_over_batch_size"`` is kept.
-    Without sample weights nothing is rescaled. With per-sample weights the scalar is
-    multiplied by their mean (a mined loss has no per-sample terms to weight).
-
-    Keras casts ``y_true`` to the loss dtype (float32) before ``call``: labels must be
-    integers exactly representable there (|label| < 2**24). Labels of shape (B, 1) are
-    flattened.
-
-    Args:
-        strategy: a key of ``MINING_STRATEGIES``.
-        alpha: the margin, in squared-distance units.
-        **kwargs: ``name``, ``reduction``, ``dtype`` of ``keras.losses.Loss``.
+    ``call`` returns the strategy's scalar loss (not the active fraction). Keras 3 passes a
+    0-d loss through every reduction unchanged, so ``model.evaluate`` on one batch equals the
+    function's value; per-sample weights multiply it by their mean. Keras casts ``y_true`` to
+    float32 first: labels must be integers with |label| < 2**24; (B, 1) is flattened.
+    ``strategy`` is a key of ``MINING_STRATEGIES``.
     """
 
     def __init__(self, strategy: str = "batch_hard", alpha: float = 0.2, **kwargs: Any):

@@ -135,20 +135,12 @@ def train_encoder(images: np.ndarray, labels: np.ndarray, classes: np.ndarray,
                   alpha: float = 0.2, learning_rate: float = 1e-3, embedding_dim: int = 64,
                   seed: int = 0, log_every: int = 100, verbose: int = 1
                   ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train a fresh encoder on the examples of ``classes``.
+    """(encoder, history): a fresh encoder trained ``steps`` batches on the examples of
+    ``classes`` ((N, H, W, C) images in [0, 1]; other classes stay unseen).
 
-    Args:
-        images, labels: the whole dataset, (N, H, W, C) in [0, 1] and (N,).
-        classes: the classes training may see (the others stay unseen).
-        strategy: "random" (offline random triplets, P*K per batch) or an online mining
-            strategy: "batch_all", "batch_hard", "semi_hard".
-        steps: optimisation steps (one batch each).
-        P, K: classes per batch and examples per class.
-        alpha: the triplet margin.
-
-    Returns:
-        (encoder, history): history["loss"] and history["active_fraction"], averaged over
-        each block of ``log_every`` steps, and history["step"] (the block ends).
+    ``strategy``: "random" (P*K//3 offline triplets a batch) or a `MINING_STRATEGIES` key
+    on P x K batches. history["loss"] and ["active_fraction"] are means over each block of
+    ``log_every`` steps; history["step"] holds the block ends.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")

@@ -1,28 +1,26 @@
 """Face verification as binary classification, and how to judge and tune a verifier.
 
-The course's alternative to the triplet loss: take two embeddings f(x_i), f(x_j), turn
-them into one feature vector per pair, and let a logistic-regression unit decide
-"same person" (y = 1) or "different" (y = 0):
+The course's alternative to the triplet loss: a logistic unit decides "same person" (1) or
+"different" (0) from per-component features of two embeddings,
 
     y_hat = sigmoid(sum_k w_k * feature_k(f(x_i), f(x_j)) + b)
+    abs:   |f_k(x_i) - f_k(x_j)|        chi2:  (f_k(x_i) - f_k(x_j))^2 / (f_k(x_i) + f_k(x_j))
 
-with either feature
-
-    abs:   |f_k(x_i) - f_k(x_j)|
-    chi2:  (f_k(x_i) - f_k(x_j))^2 / (f_k(x_i) + f_k(x_j))
-
-A plain distance rule ("same when ||f(x_i) - f(x_j)|| < t") is the other verifier. Both
-are judged here with the ROC curve (true-accept rate against false-accept rate over every
-threshold), its area (AUC) and the equal error rate, and a distance threshold can be
-picked from labelled pairs. Everything except the logistic head is plain NumPy.
+The other verifier is the distance rule "same when ||f(x_i) - f(x_j)|| < t". Both are
+judged by the ROC curve, its AUC and the equal error rate; `pick_threshold` tunes t on
+labelled pairs; `plot_roc` draws the curves. Everything except the logistic head and
+the plot is plain NumPy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 PAIR_FEATURES = ("abs", "chi2")
 THRESHOLD_METHODS = ("accuracy", "far")
@@ -34,22 +32,13 @@ CHI2_EPS = 1e-6
 # --------------------------------------------------------------------------------------
 
 def pair_features(a: np.ndarray, b: np.ndarray, kind: str = "abs") -> np.ndarray:
-    """Per-component features of embedding pairs, the input of the logistic head.
+    """(n, d) float32 features of (n, d) embedding pairs, symmetric in a and b.
 
         abs:   |a - b|
         chi2:  (a - b)^2 / (|a| + |b| + eps),  eps = 1e-6
 
-    For non-negative features (the course's setting, e.g. after a ReLU) |a| + |b| is the
-    course's denominator f_k(x_i) + f_k(x_j). The absolute values keep chi2 well defined
-    (non-negative, no division by a sum near zero) for L2-normalised embeddings, whose
-    components can be negative; eps only guards the components where both are zero.
-
-    Args:
-        a, b: (n, d) embeddings of the two sides of n pairs (any real dtype).
-        kind: "abs" or "chi2".
-
-    Returns:
-        (n, d) float32 features, symmetric in a and b.
+    For non-negative embeddings |a| + |b| is the course's f_k(x_i) + f_k(x_j); the absolute
+    values keep chi2 defined for L2-normalised ones, whose components can be negative.
 
     Raises:
         ValueError: for an unknown kind or a, b of different shapes.
@@ -69,22 +58,9 @@ def pair_features(a: np.ndarray, b: np.ndarray, kind: str = "abs") -> np.ndarray
 
 def make_pairs(labels: np.ndarray, n_pairs: int, seed: int = 0,
                positive_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random labelled pairs of examples: round(n_pairs * positive_fraction) same-label
-    pairs, the rest different-label pairs, shuffled together.
-
-    A same pair takes a random example of a class with at least two examples and another
-    example of that class; a different pair takes a random example and a random example of
-    any other class. i != j always; pairs can repeat.
-
-    Args:
-        labels: (m,) class labels (ints or strings).
-        n_pairs: how many pairs.
-        seed: the NumPy generator seed; the same seed gives the same pairs.
-        positive_fraction: the share of same-label pairs, in [0, 1].
-
-    Returns:
-        (i, j, same): (n_pairs,) int64 indices into labels and (n_pairs,) bool, with
-        same == (labels[i] == labels[j]).
+    """(i, j, same): (n_pairs,) int64 indices into ``labels`` and same == (labels[i] ==
+    labels[j]), round(n_pairs * positive_fraction) same pairs and the rest different,
+    shuffled, fixed by ``seed``. i != j always; pairs can repeat.
 
     Raises:
         ValueError: when same pairs are asked for but no class has two examples, when
@@ -147,22 +123,11 @@ def train_logistic_head(features: np.ndarray, same: np.ndarray, epochs: int = 30
                         validation: tuple[np.ndarray, np.ndarray] | None = None,
                         batch_size: int = 32, verbose: int | str = 1,
                         ) -> tuple[keras.Model, keras.callbacks.History]:
-    """Fit the logistic head with binary cross-entropy and Adam.
+    """(model, history): `build_logistic_head` fitted to (n, d) `pair_features` and (n,)
+    bool or 0/1 labels with Adam on J = -mean(y log y_hat + (1 - y) log(1 - y_hat)).
 
-        J = -mean(y log y_hat + (1 - y) log(1 - y_hat))
-
-    Args:
-        features: (n, d) pair features (see `pair_features`).
-        same: (n,) bool or 0/1 labels, True for same-identity pairs.
-        epochs, learning_rate, batch_size: the optimisation.
-        seed: seeds Python, NumPy and the backend (`keras.utils.set_random_seed`), so the
-            initial weights and the shuffling, hence the result, repeat for a seed.
-        validation: optional (features, same) of held-out pairs, scored each epoch.
-        verbose: Keras' verbosity; 1 shows a progress bar per epoch, 0 is silent.
-
-    Returns:
-        (model, history): the trained `build_logistic_head(d)` model and Keras' History,
-        with "loss", "accuracy" (and "val_loss", "val_accuracy" with validation).
+    ``seed`` fixes the initial weights and the shuffling; ``validation`` (features, same)
+    adds "val_loss" and "val_accuracy" to the history's "loss" and "accuracy".
     """
     features = np.asarray(features, dtype=np.float32)
     y = _as_labels(same, len(features)).astype(np.float32)
@@ -214,17 +179,9 @@ def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndar
         TPR(t) = #{same pairs with score >= t} / #{same pairs}        (true accepts)
         FPR(t) = #{different pairs with score >= t} / #{different pairs} (false accepts)
 
-    t sweeps +inf (nothing accepted: FPR = TPR = 0) and then every distinct score,
-    descending, down to the smallest (everything accepted: FPR = TPR = 1). Tied scores
-    are accepted together, so they give one point.
-
-    Args:
-        scores: (n,) real scores.
-        same: (n,) bool or 0/1 labels; both kinds must occur.
-
-    Returns:
-        (fpr, tpr, thresholds): (k + 1,) float64 each, k the number of distinct scores;
-        fpr and tpr non-decreasing, thresholds strictly decreasing from +inf.
+    Returns (fpr, tpr, thresholds), (k + 1,) float64 each for k distinct scores: t is +inf
+    (FPR = TPR = 0), then each distinct score descending (ties give one point). Both kinds
+    of pair must occur in ``same``.
     """
     scores, same = _check_scored_pairs(scores, same, "scores")
     order = np.argsort(-scores, kind="stable")
@@ -258,15 +215,8 @@ def equal_error_rate(fpr: np.ndarray, tpr: np.ndarray,
 
         FPR(t) = FNR(t) = 1 - TPR(t)
 
-    Along a ROC curve FPR - FNR rises from -1 to +1; between the two points that bracket
-    its zero, FPR and the threshold are interpolated linearly. When one of the two
-    thresholds is infinite (the +inf start of `roc_curve`), the finite one is returned.
-
-    Args:
-        fpr, tpr, thresholds: (k,) arrays as returned by `roc_curve` or `distance_roc`.
-
-    Returns:
-        (eer, threshold), floats.
+    Returns (eer, threshold) from a `roc_curve` or `distance_roc`, interpolated linearly
+    between the two points bracketing FPR - FNR = 0 (an infinite one: the finite one).
     """
     fpr = np.asarray(fpr, dtype=np.float64)
     fnr = 1.0 - np.asarray(tpr, dtype=np.float64)
@@ -318,18 +268,9 @@ def _cut_points(u: np.ndarray) -> np.ndarray:
 
 def distance_roc(distances: np.ndarray,
                  same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ROC curve of the rule "same when distance < t" (the score is -distance).
-
-    Args:
-        distances: (n,) pair distances, e.g. Euclidean distances of embeddings.
-        same: (n,) bool or 0/1 labels; both kinds must occur.
-
-    Returns:
-        (fpr, tpr, thresholds), (m + 1,) float64 each for m distinct distances; the
-        thresholds are DISTANCES, increasing: the smallest distance (nothing accepted,
-        FPR = TPR = 0), then the midpoints between consecutive distinct distances, then
-        +inf (everything accepted). "distance < thresholds[k]" reproduces point k exactly.
-    """
+    """(fpr, tpr, thresholds) of the rule "same when distance < t", (m + 1,) float64 each
+    for m distinct distances. The thresholds are increasing DISTANCES: the smallest, the
+    midpoints, then +inf; "distance < thresholds[k]" reproduces point k exactly."""
     distances, same = _check_scored_pairs(distances, same, "distances")
     fpr, tpr, _ = roc_curve(-distances, same)
     u = np.unique(distances)
@@ -338,10 +279,7 @@ def distance_roc(distances: np.ndarray,
 
 
 def accuracy_at(distances: np.ndarray, same: np.ndarray, threshold: float) -> float:
-    """The share of pairs the rule "same when distance < threshold" gets right.
-
-        accuracy = mean((distance < threshold) == same)
-    """
+    """mean((distance < threshold) == same): the share of pairs the rule gets right."""
     distances = np.asarray(distances, dtype=np.float64)
     same = _as_labels(same, len(distances))
     return float(np.mean((distances < threshold) == same))
@@ -351,34 +289,13 @@ def pick_threshold(distances: np.ndarray, same: np.ndarray, method: str = "accur
                    target_far: float | None = None) -> float:
     """A distance threshold for "same when distance < threshold", tuned on labelled pairs.
 
-    - method "accuracy": the threshold of highest accuracy on these pairs. Accuracy only
-      changes when the threshold passes a distance, so the candidates are the midpoints
-      between consecutive distinct sorted distances (never a distance itself), plus half
-      a gap beyond each end; among equally accurate candidates the smallest is taken
-      (fewest false accepts).
-    - method "far": the largest threshold whose false-accept rate
+    - "accuracy": the most accurate candidate, the smallest on a tie; candidates are the
+      midpoints between consecutive distinct distances, plus half a gap beyond each end.
+    - "far": the largest threshold whose FAR(t) = #{different pairs with distance < t} /
+      #{different pairs} is at most ``target_far`` (required, only here): a different
+      pair's distance, or +inf when every different pair may be accepted.
 
-          FAR(t) = #{different pairs with distance < t} / #{different pairs}
-
-      is at most target_far: the most true accepts the FAR budget allows. That threshold
-      is a different pair's distance (that pair is just rejected by the strict "<"), or
-      +inf when target_far allows every different pair to be accepted.
-
-    It works as well on the Euclidean distances of dlib's face descriptors (`nbutils.faces`):
-    dlib's own 0.6 is a threshold of this kind, tuned on many people's pairs (LFW). On a
-    handful of pairs whose same and different distances do not overlap, the accuracy
-    method gives the middle of the gap: 0.47 for the ten reference photos of tests/data
-    (same pairs up to 0.28, different pairs from 0.66), and "far" with target_far=0 gives
-    0.66, the nearest different pair.
-
-    Args:
-        distances: (n,) pair distances.
-        same: (n,) bool or 0/1 labels; both kinds must occur.
-        method: "accuracy" or "far".
-        target_far: the false-accept budget in [0, 1], required for (only for) "far".
-
-    Returns:
-        The threshold, a float.
+    dlib's own 0.6 for face descriptors is a threshold of this kind (tuned on LFW).
 
     Raises:
         ValueError: for a length mismatch, non-finite distances, only one class of pairs,
@@ -404,3 +321,28 @@ def pick_threshold(distances: np.ndarray, same: np.ndarray, method: str = "accur
     correct = accepted_same + (len(same) - same.sum() - accepted_diff)
     best = int(np.argmax(correct))  # the first maximum: the smallest threshold
     return float(_cut_points(u)[best])
+
+
+def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+             eer_points: Mapping[str, tuple[float, float]] | None = None) -> Figure:
+    """ROC curves of verifiers: true-accept rate (TPR) against false-accept rate (FPR).
+
+    Args:
+        curves: ``{name: (fpr, tpr)}``, e.g. from `roc_curve`;
+            each legend label carries the curve's AUC (area under it, 1 is perfect).
+        eer_points: optional ``{name: (eer, threshold)}`` as `equal_error_rate` returns;
+            each is marked where FPR = FNR, at (eer, 1 - eer).
+    """
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    for name, (fpr, tpr) in curves.items():
+        ax.plot(fpr, tpr, label=f"{name} (AUC = {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    for name, (eer, threshold) in (eer_points or {}).items():
+        ax.scatter([eer], [1 - eer], s=30, zorder=3, edgecolors="black", linewidths=0.5,
+                   label=f"{name}: EER = {eer:.3f} at t = {threshold:.3g}")
+    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="false-accept rate (FPR)",
+           ylabel="true-accept rate (TPR)", title="ROC")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

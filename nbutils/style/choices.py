@@ -1,9 +1,8 @@
-"""Validation of the options that take one of a fixed set of names (optimizer, pooling, ...).
+"""Validation of the options that take one of a fixed set of names (init, optimizer, ...).
 
-Each set is a tuple constant defined next to the code that acts on it (``OPTIMIZERS``,
-``PREPROCESS``, ``POOLING`` in fast.py, ``INITS`` in optimize.py, ``PRESERVE_COLOR`` in
-color.py); the library checks values against it here and the command line offers it as
-its ``choices``. Pure Python, so importing it costs nothing.
+Each set is a tuple constant next to the code that acts on it (``INITS`` in optimize.py,
+``OPTIMIZERS``, ``PREPROCESS``, ``POOLING`` in extras/fast_style.py, ``PRESERVE_COLOR`` in
+extras/color.py); the command line offers the same constant as its ``choices``.
 """
 
 from __future__ import annotations

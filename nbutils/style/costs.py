@@ -32,17 +32,13 @@ def volume_dims(a: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 
 def compute_content_cost(content_output: Sequence[tf.Tensor],
                          generated_output: Sequence[tf.Tensor]) -> tf.Tensor:
-    """Content cost between the content image C and the generated image G.
+    """Content cost between the content image C and the generated image G, a scalar:
 
         J_content(C, G) = 1 / (4 n_H n_W n_C) * sum (a_C - a_G)^2
 
-    Args:
-        content_output, generated_output: lists of layer activations of C and G; the
-            LAST element of each is the content layer, shape (1, n_H, n_W, n_C).
-            (Unrolling to (1, n_H * n_W, n_C), as the course does, leaves the sum unchanged.)
-
-    Returns:
-        A scalar float32 tensor.
+    ``content_output``, ``generated_output``: lists of layer activations of C and G; the
+    LAST element of each is the content layer's, (1, n_H, n_W, n_C). (Unrolling to
+    (1, n_H * n_W, n_C), as the course does, leaves the sum unchanged.)
     """
     a_C = content_output[-1]
     a_G = generated_output[-1]
@@ -53,11 +49,8 @@ def compute_content_cost(content_output: Sequence[tf.Tensor],
 def gram_matrix(A: tf.Tensor) -> tf.Tensor:
     """Gram matrix G_A = A A^T: how much each pair of channels fires together.
 
-    Args:
-        A: (n_C, n_H * n_W) - one row per channel, one column per position.
-
-    Returns:
-        (n_C, n_C); entry (i, j) is the dot product of channels i and j.
+    A: (n_C, n_H * n_W), one row per channel. Returns (n_C, n_C): entry (i, j) is the dot
+    product of channels i and j.
     """
     return tf.matmul(A, A, transpose_b=True)
 
@@ -72,15 +65,11 @@ def unroll_channels(a: tf.Tensor) -> tf.Tensor:
 
 
 def compute_layer_style_cost(a_S: tf.Tensor, a_G: tf.Tensor) -> tf.Tensor:
-    """Style cost of one layer, between the style image S and the generated image G.
+    """Style cost of one layer between the style image S and the generated image G, a scalar:
 
         J_style^[l](S, G) = 1 / (4 n_C^2 (n_H n_W)^2) * sum_ij (G_S[i, j] - G_G[i, j])^2
 
-    Args:
-        a_S, a_G: activations of that layer for S and G, (1, n_H, n_W, n_C).
-
-    Returns:
-        A scalar float32 tensor.
+    ``a_S``, ``a_G``: activations of that layer for S and G, (1, n_H, n_W, n_C).
     """
     n_H, n_W, n_C = volume_dims(a_G)
     GS = gram_matrix(unroll_channels(a_S))
@@ -91,16 +80,11 @@ def compute_layer_style_cost(a_S: tf.Tensor, a_G: tf.Tensor) -> tf.Tensor:
 def compute_style_cost(style_image_output: Sequence[tf.Tensor],
                        generated_image_output: Sequence[tf.Tensor],
                        STYLE_LAYERS: Sequence[tuple[str, float]] = STYLE_LAYERS) -> tf.Tensor:
-    """Weighted style cost over several layers: J_style = sum_l lambda_l * J_style^[l].
+    """Weighted style cost over several layers, a scalar: J_style = sum_l lambda_l J_style^[l].
 
-    Args:
-        style_image_output, generated_image_output: lists of activations, one per style
-            layer in the order of ``STYLE_LAYERS``, followed by the content layer's
-            (the last element is ignored here).
-        STYLE_LAYERS: (layer name, lambda_l) pairs; the lambdas usually sum to 1.
-
-    Returns:
-        A scalar float32 tensor.
+    ``style_image_output``, ``generated_image_output``: lists of activations, one per style
+    layer in the order of ``STYLE_LAYERS``, then the content layer's (ignored here).
+    ``STYLE_LAYERS``: (layer name, lambda_l) pairs; the lambdas usually sum to 1.
     """
     a_S = style_image_output[:-1]
     a_G = generated_image_output[:-1]
@@ -119,12 +103,8 @@ def total_cost(J_content: tf.Tensor | float, J_style: tf.Tensor | float,
                alpha: float = 10, beta: float = 40) -> tf.Tensor:
     """J(G) = alpha * J_content(C, G) + beta * J_style(S, G).
 
-    Args:
-        J_content, J_style: scalar costs: tensors, or Python / NumPy numbers.
-        alpha, beta: the weights of the content and the style cost.
-
-    Returns:
-        A scalar ``tf.Tensor`` whatever the inputs, as the course's ``@tf.function`` gives:
-        float32 for Python and NumPy numbers, the tensors' dtype for tensors.
+    ``J_content``, ``J_style``: scalar tensors, or Python / NumPy numbers. Returns a scalar
+    ``tf.Tensor`` whatever the inputs, as the course's ``@tf.function`` gives: float32 for
+    numbers, the tensors' dtype for tensors.
     """
     return tf.convert_to_tensor(alpha * J_content + beta * J_style, dtype_hint=tf.float32)

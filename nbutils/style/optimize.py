@@ -2,12 +2,14 @@
 
 The network is fixed; the variable is the image. Each step runs G through VGG19, computes
 J(G) = alpha J_content + beta J_style under a ``tf.GradientTape``, and moves the pixels
-of G along -dJ/dG, then clips them back to [0, 1].
+of G along -dJ/dG, then clips them back to [0, 1]. `new_history` and `record_step` are
+the history that this loop and the fast path (`nbutils.extras.fast_style`) both keep.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +30,8 @@ from nbutils.style.costs import (
 from nbutils.vgg19 import load_vgg19
 
 INITS = ("content+noise", "noise", "content")
+# The smallest image side: block5's layers see it halved four times, down to 1 pixel.
+MIN_SIDE = 16
 
 
 def to_batch(image: Any) -> tf.Tensor:
@@ -43,16 +47,10 @@ def clip_0_1(image: tf.Tensor) -> tf.Tensor:
 
 def get_layer_outputs(vgg: keras.Model, layer_names: Sequence[str | tuple[str, float]]
                       ) -> keras.Model:
-    """A model from VGG's input to the outputs of the named layers, in that order.
-
-    Args:
-        vgg: e.g. ``load_vgg19()``.
-        layer_names: names, or (name, weight) pairs as in ``STYLE_LAYERS + CONTENT_LAYER``.
-
-    Returns:
-        A ``keras.Model``: (1, H, W, 3) -> list of (1, n_H, n_W, n_C) activations. Only the
-        layers up to the deepest one named are computed.
-    """
+    """A ``keras.Model`` from ``vgg``'s input, (1, H, W, 3), to the list of the named layers'
+    activations, each (1, n_H, n_W, n_C), in that order; only the layers up to the deepest
+    one named are computed. ``layer_names``: names, or (name, weight) pairs as in
+    ``STYLE_LAYERS + CONTENT_LAYER``."""
     names = [item if isinstance(item, str) else item[0] for item in layer_names]
     known = [layer.name for layer in vgg.layers]
     unknown = [n for n in names if n not in known]
@@ -91,17 +89,15 @@ def make_train_step(vgg_model_outputs: keras.Model, a_C: Sequence[tf.Tensor],
 
     Args:
         vgg_model_outputs: ``get_layer_outputs(vgg, style_layers + content_layer)``.
-        a_C: its outputs on the content image (only the last, the content layer, is used).
-        a_S: its outputs on the style image (all but the last are used).
+        a_C, a_S: its outputs on the content and the style image.
         optimizer: e.g. ``keras.optimizers.Adam(learning_rate=0.01)``.
-        alpha, beta: weights of the content and style costs.
-        style_layers: (name, lambda) pairs, matching the model's outputs.
+        alpha, beta, style_layers: the weights of J, the (name, lambda) pairs.
         return_all: return (J, J_content, J_style) instead of J alone.
 
     Returns:
         A ``tf.function`` that updates the ``tf.Variable`` G (1, H, W, 3) in place - one
-        gradient step on its pixels, then clipping to [0, 1] - and returns the cost(s)
-        computed before the update, as scalar tensors.
+        gradient step on its pixels, then clipping to [0, 1] - and returns the cost(s) of G
+        before the update, as scalar tensors.
     """
 
     @tf.function
@@ -119,30 +115,39 @@ def make_train_step(vgg_model_outputs: keras.Model, a_C: Sequence[tf.Tensor],
     return train_step
 
 
+def new_history() -> dict[str, Any]:
+    """The history of `train` and `stylize_fast`: per step "step" (0, 1, ...), "time" (s),
+    and the costs "total", "content", "style" of G before its update; "snapshots": {k: G
+    after k steps, (H, W, 3)}."""
+    return {"step": [], "time": [], "total": [], "content": [], "style": [], "snapshots": {}}
+
+
+def record_step(history: dict[str, Any], start: float, J: Any, J_content: Any,
+                J_style: Any) -> dict[str, float]:
+    """Append one step to ``history`` (``start``: its ``time.perf_counter()`` origin);
+    returns the step's costs by name."""
+    costs = {"total": float(J), "content": float(J_content), "style": float(J_style)}
+    history["step"].append(len(history["step"]))
+    history["time"].append(time.perf_counter() - start)
+    for key, value in costs.items():
+        history[key].append(value)
+    return costs
+
+
 def train(train_step: Callable[[tf.Variable], Any], generated_image: tf.Variable,
           epochs: int, every: int | None = None,
           callback: Callable[[int, np.ndarray, dict[str, float]], None] | None = None,
           progress: bool = True) -> dict[str, Any]:
-    """Run ``epochs`` steps of ``train_step`` on G, with a progress bar showing the costs.
+    """Run ``epochs`` steps of ``train_step`` (from `make_train_step`) on the ``tf.Variable``
+    G, with a progress bar (``progress``) showing the costs; returns the history
+    (`new_history`), J_content and J_style NaN where ``train_step`` returns J alone.
 
-    Args:
-        train_step: from ``make_train_step`` (returning J, or (J, J_content, J_style)).
-        generated_image: the ``tf.Variable`` G, updated in place.
-        epochs: number of steps.
-        every: keep a snapshot of G (and call ``callback``) every this many steps; the
-            start and the end are always kept. None: start and end only.
-        callback: ``callback(step, image (H, W, 3) float32 in [0, 1], costs)``.
-        progress: show a tqdm bar.
-
-    Returns:
-        History: ``{"step", "total", "content", "style": lists (one entry per step; NaN
-        where the step did not report it), "snapshots": {step: (H, W, 3) array}}``. The
-        costs of step i are those of G before update i.
+    ``every``: keep a snapshot of G, and call ``callback(step, image (H, W, 3) float32 in
+    [0, 1], costs)``, every this many steps; the start and the end are always kept.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, not {epochs}")
-    history: dict[str, Any] = {"step": [], "total": [], "content": [], "style": [],
-                               "snapshots": {}}
+    history, start = new_history(), time.perf_counter()
 
     def snapshot(step: int, costs: dict[str, float]) -> None:
         image = generated_image.numpy()[0].copy()
@@ -154,11 +159,8 @@ def train(train_step: Callable[[tf.Variable], Any], generated_image: tf.Variable
     bar = tqdm(range(epochs), desc="style transfer", unit="step", disable=not progress)
     for i in bar:
         out = train_step(generated_image)
-        J, J_content, J_style = out if isinstance(out, tuple) else (out, math.nan, math.nan)
-        costs = {"total": float(J), "content": float(J_content), "style": float(J_style)}
-        history["step"].append(i)
-        for key, value in costs.items():
-            history[key].append(value)
+        costs = record_step(history, start,
+                            *(out if isinstance(out, tuple) else (out, math.nan, math.nan)))
         bar.set_postfix({k: f"{v:.4g}" for k, v in costs.items()})
         done = i + 1
         if done == epochs or (every and done % every == 0):
@@ -178,22 +180,18 @@ def stylize(content: Any, style: Any, size: int | tuple[int, int] = 256, steps: 
 
     Args:
         content, style: paths, PIL images or arrays (see ``nbutils.images.load_image``).
-        size: output size, an int (square, as in the course) or (height, width); the
-            style image is resized to the same size.
+        size: output size, an int (square) or (height, width), the style image's too.
         steps: Adam steps on the pixels.
-        alpha, beta: content and style weights.
-        style_layers: (VGG19 layer name, lambda) pairs.
-        content_layer: the VGG19 layer whose activations must match the content image.
-        init: one of ``INITS``, see ``initial_generated_image``.
-        learning_rate: Adam's learning rate (pixel units, images in [0, 1]).
-        seed: noise seed; the same seed and inputs give the same image on one machine.
-        callback, every: called with (step, image, costs) every ``every`` steps.
+        alpha, beta, style_layers, content_layer: the weights and the VGG19 layers of J.
+        init, seed: the starting G (``initial_generated_image``); the same seed and inputs
+            give the same image on one machine.
+        learning_rate: Adam's (pixel units, images in [0, 1]).
+        callback, every, progress: as in ``train``.
         vgg: a loaded ``load_vgg19()`` to reuse; loaded when None.
-        progress: show a progress bar.
 
     Returns:
         (image, history): the generated image, (H, W, 3) float32 in [0, 1], and the
-        history of ``train`` (costs per step, snapshots every ``every`` steps).
+        history of ``train``.
     """
     check_choice("init", init, INITS)  # before loading anything
     content_image = to_batch(load_image(content, size))

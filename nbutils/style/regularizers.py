@@ -1,9 +1,5 @@
-"""Regularisers for the generated image of neural style transfer.
-
-Like ``costs.py``, everything here is written with TensorFlow ops only, so it is
-differentiable and works on eager tensors and inside a ``tf.function`` whose image
-sizes are unknown until run time.
-"""
+"""Regularisers for the generated image of neural style transfer; TensorFlow ops only, as
+in ``costs.py`` (eager tensors, or a ``tf.function`` whose sizes are known only at run time)."""
 
 from __future__ import annotations
 
@@ -16,20 +12,13 @@ def total_variation_cost(image: tf.Tensor) -> tf.Tensor:
         J_TV(G) = 1 / (H W C) * sum_{i,j,c} [ (G[i+1, j, c] - G[i, j, c])^2
                                             + (G[i, j+1, c] - G[i, j, c])^2 ]
 
-    Differences that would step past the last row (or column) are left out. It penalises
-    high-frequency noise: a constant image costs 0, a checkerboard costs the most.
+    Differences past the last row (or column) are left out. It penalises high-frequency
+    noise: a constant image costs 0, a checkerboard the most. Divided by the number of
+    values, it is a mean, so its weight in J(G) need not change with the image size; with
+    values in [0, 1] it lies in [0, 2).
 
-    Normalisation: the sum is divided by the number of values in ``image`` (H * W * 3 for
-    one RGB image), so the cost is a mean and its weight in J(G) need not change with the
-    image size. With values in [0, 1] it lies in [0, 2).
-
-    Args:
-        image: (1, H, W, C) or (H, W, C), usually C = 3 with values in [0, 1]. A batch
-            (N, H, W, C) is accepted too: the sum then runs over the whole batch and is
-            divided by N H W C.
-
-    Returns:
-        A scalar tensor of ``image``'s (float) dtype.
+    ``image``: (H, W, C) or (N, H, W, C), usually one RGB image in [0, 1] (the sum then
+    runs over the batch, divided by N H W C). Returns a scalar of ``image``'s float dtype.
     """
     image = tf.convert_to_tensor(image)
     down = image[..., 1:, :, :] - image[..., :-1, :, :]    # x[i+1, j] - x[i, j]

@@ -6,31 +6,13 @@
   running an unrestricted unpickler.
 """
 
-from nbutils._internal.weights.download import FetchError, fetch
-from nbutils._internal.weights.integrity import (
-    ChecksumError,
-    WeightsError,
-    WeightsNotFoundError,
-    arrays_digest,
-    cached_conversion,
-    check_digest,
-    file_digest,
-)
-from nbutils._internal.weights.joblib_file import read_joblib_arrays
-from nbutils._internal.weights.restricted import UnsafePickleError
-from nbutils._internal.weights.torch_file import read_legacy_torch_file
+from nbutils._internal.lazy import lazy_names
 
-__all__ = [
-    "ChecksumError",
-    "FetchError",
-    "UnsafePickleError",
-    "WeightsError",
-    "WeightsNotFoundError",
-    "arrays_digest",
-    "cached_conversion",
-    "check_digest",
-    "fetch",
-    "file_digest",
-    "read_joblib_arrays",
-    "read_legacy_torch_file",
-]
+__getattr__, __dir__, __all__ = lazy_names(__name__, {
+    "download": ("FetchError", "fetch"),
+    "integrity": ("ChecksumError", "WeightsError", "WeightsNotFoundError", "arrays_digest",
+                  "cached_conversion", "check_digest", "file_digest"),
+    "joblib_file": ("read_joblib_arrays",),
+    "restricted": ("UnsafePickleError",),
+    "torch_file": ("read_legacy_torch_file",),
+})

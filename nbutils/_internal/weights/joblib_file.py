@@ -1,15 +1,10 @@
 """Reading a joblib file of NumPy arrays (as mtcnn ships its weights) without joblib.
 
-``joblib.load`` is an unrestricted unpickler, so it is never called. Layout: an (optionally
-LZ4-frame-compressed) pickle in which each array is a
-``joblib.numpy_pickle.NumpyArrayWrapper`` record (shape, order, dtype); right after a
-record's BUILD opcode come one padding-length byte, that many padding bytes, and the
-array's raw data. The reader hooks BUILD to read those bytes, and allows no other globals
-than the record, ``numpy.ndarray`` (only as the record's ``subclass`` marker: it is never
-called) and ``numpy.dtype`` (plain numeric types only).
-
-Nothing is allocated from a size the file declares: decompression is bounded by
-``max_bytes``, and an array's bytes must be present before it is built.
+Layout: an optionally LZ4-compressed pickle in which each array is a ``NumpyArrayWrapper``
+record (shape, order, dtype) whose BUILD opcode is followed by a padding-length byte, the
+padding and the raw data; the reader hooks BUILD to read them. The only globals allowed are
+the record, ``numpy.ndarray`` (a marker, never called) and plain numeric ``numpy.dtype``.
+Decompression is bounded by ``max_bytes``; an array's bytes must be present before it is built.
 """
 
 from __future__ import annotations
@@ -21,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from nbutils._internal.weights.integrity import WeightsError, check_digest
+from nbutils._internal.weights.integrity import WeightsError
 from nbutils._internal.weights.restricted import (
     MAX_INDEX,
     PICKLE_ERRORS,
     BoundedReader,
     RestrictedUnpickler,
+    read_checked,
     short_repr,
 )
 
@@ -147,31 +143,18 @@ def _decompress_lz4(data: bytes, path: Path, max_bytes: int) -> bytes:
 
 def read_joblib_arrays(path: str | Path, sha256: str | None, *,
                        remedy: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> Any:
-    """Read a joblib file that holds NumPy arrays (in lists, tuples or dicts) safely.
+    """The pickled structure (lists, tuples, dicts) with each array record as an ``np.ndarray``.
 
-    Args:
-        path: the ``.joblib`` / ``.lz4`` file.
-        sha256: its expected SHA-256, checked before parsing (``None``: a user's own file,
-            then checked throughout).
-        remedy: what a checksum failure tells the user to do (see `check_digest`).
-        max_bytes: bound on the file and on its decompressed content, checked before
-            either is read whole.
-
-    Returns:
-        The pickled structure, with every array record replaced by its ``np.ndarray``.
+    ``sha256`` is checked before parsing (``None``: a user's own file, checked throughout);
+    ``remedy`` is what a checksum failure says to do; ``max_bytes`` bounds the file and its
+    decompressed content.
 
     Raises:
         ChecksumError, UnsafePickleError, WeightsError: the file is refused; the message
             names it.
     """
     path = Path(path)
-    if sha256 is not None:
-        check_digest(path, sha256, remedy=remedy)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise WeightsError(f"{path}: {size} bytes, more than the {max_bytes} an array file "
-                           "may have here (pass max_bytes to read a larger one)")
-    data = path.read_bytes()
+    data = read_checked(path, sha256, remedy, max_bytes, "an array file")
     if data.startswith(LZ4_FRAME_MAGIC):
         data = _decompress_lz4(data, path, max_bytes)
     stream = BoundedReader(data)

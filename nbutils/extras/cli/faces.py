@@ -5,12 +5,13 @@
     python -m nbutils.faces identify --db people.npz PHOTO_OR_DIR [...]  # no KNOWN_DIR
 
 Prints one CSV row ``photo,name,distance`` per face found (no header): ``unknown`` when
-the nearest enrolled person is at or beyond ``--tolerance``, ``photo,no_face,`` for a
-photo without a face. The defaults are the library's (``DISTANCE_THRESHOLD``,
-``open_gallery``'s backend). Bad input prints one ``error:`` line and exits with status 2
-before any model is loaded: a missing or unreadable folder, photo or ``--db``, an empty
-KNOWN_DIR, a NaN or non-positive tolerance, an unknown or uninstalled backend, a
-``--save-db`` that exists or cannot be written.
+the nearest enrolled person is at or beyond ``--threshold`` (``--tolerance``, as
+face_recognition spells it, is accepted too), ``photo,no_face,`` for a photo without a
+face. The defaults are the library's (``DISTANCE_THRESHOLD``, ``open_gallery``'s backend).
+Bad input prints one ``error:`` line and exits with status 2 before any model is loaded:
+a missing or unreadable folder, photo or ``--db``, an empty KNOWN_DIR, a NaN or
+non-positive threshold, an unknown or uninstalled backend, a ``--save-db`` that exists or
+cannot be written.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from nbutils._internal.dlib_format import DISTANCE_THRESHOLD
 from nbutils.extras.cli.faces_checks import positive_float
+from nbutils.extras.cli.options import fail
 from nbutils.extras.gallery import BACKENDS, open_gallery
+from nbutils.faces.database import DISTANCE_THRESHOLD
 
 USAGE = """python -m nbutils.faces identify KNOWN_DIR PHOTO_OR_DIR [PHOTO_OR_DIR ...] [options]
        python -m nbutils.faces identify --db GALLERY PHOTO_OR_DIR [PHOTO_OR_DIR ...] [options]"""
@@ -42,13 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Enrol KNOWN_DIR/<name>/<photo> (or load a gallery saved with --save-db, "
                     "given as --db; KNOWN_DIR is then left out) and print one CSV row "
                     "photo,name,distance per face found, largest first: name 'unknown' when "
-                    "the distance is at or beyond --tolerance, 'no_face' (empty distance) "
+                    "the distance is at or beyond --threshold, 'no_face' (empty distance) "
                     "for a photo without a face. A folder argument means every image in it.")
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH",
                    help="KNOWN_DIR (unless --db is given), then photos or folders of photos")
-    p.add_argument("--tolerance", type=positive_float, default=DISTANCE_THRESHOLD,
+    p.add_argument("--threshold", type=positive_float, default=DISTANCE_THRESHOLD,
                    help="same person when the distance is below this (default %(default)s; "
                         "lower is stricter)")
+    p.add_argument("--tolerance", type=positive_float, dest="threshold", help=argparse.SUPPRESS)
     p.add_argument("--backend", choices=BACKENDS, default=backend,
                    help="gallery backend (default %(default)s)")
     source = p.add_mutually_exclusive_group()
@@ -58,11 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="save the enrolment here (.npz for exact/ann, .db or a server "
                              "URI for milvus); must not exist yet")
     return parser
-
-
-def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 gallery = stack.enter_context(cli.open_saved(args.db, args.backend))
             else:
                 gallery = cli.enroll(known, args.backend, args.save_db, stack, sys.stderr)
-            cli.identify_photos(photos, gallery, args.tolerance, sys.stdout)
+            cli.identify_photos(photos, gallery, args.threshold, sys.stdout)
         except ValueError as err:  # EmptyDatabaseError too: no photo could be encoded
             return fail(str(err))
     return 0

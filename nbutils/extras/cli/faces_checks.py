@@ -24,16 +24,18 @@ import numpy as np
 from PIL import Image
 
 from nbutils.extras.cli.options import file_problem, float_option
-from nbutils.extras.gallery import BackendNotInstalledError, Gallery, open_gallery
+from nbutils.extras.gallery import open_gallery
+from nbutils.extras.gallery.errors import BackendNotInstalledError
+from nbutils.faces.database import FaceDatabase
 from nbutils.images import IMAGE_EXTENSIONS, ImageError
 
-#: The name column of a face whose nearest enrolled person is at or beyond the tolerance.
+#: The name column of a face whose nearest enrolled person is at or beyond the threshold.
 UNKNOWN = "unknown"
 #: The name column of a photo in which no face was found (its distance column is empty).
 NO_FACE = "no_face"
 
 
-positive_float = float_option(0, above=True)  # --tolerance: a finite number > 0
+positive_float = float_option(0, above=True)  # --threshold: a finite number > 0
 
 
 def is_server_uri(location: str) -> bool:
@@ -142,7 +144,7 @@ def save_db_problem(location: str) -> str | None:
     return f"--save-db {location} cannot be written: {problem}" if problem else None
 
 
-def open_saved(location: str, backend: str) -> Gallery:
+def open_saved(location: str, backend: str) -> FaceDatabase:
     """The gallery saved at ``location``.
 
     Raises:
@@ -168,7 +170,7 @@ def encoder() -> Any:
 
 
 def enroll(known: Path, backend: str, save_db: str | None, stack: ExitStack,
-           warn: TextIO) -> Gallery:
+           warn: TextIO) -> FaceDatabase:
     """A gallery of everyone in ``known/<name>/<photo>``, saved to ``save_db`` if given.
 
     Photos that cannot be encoded are skipped with a ``warning:`` line on ``warn``.
@@ -196,11 +198,11 @@ def enroll(known: Path, backend: str, save_db: str | None, stack: ExitStack,
     return gallery
 
 
-def identify_photos(photos: list[Path], gallery: Gallery, tolerance: float,
+def identify_photos(photos: list[Path], gallery: FaceDatabase, threshold: float,
                     out: TextIO) -> None:
     """Write ``photo,name,distance`` for every face of every photo, largest face first.
 
-    ``name`` is `UNKNOWN` when the nearest enrolled person is at or beyond ``tolerance``;
+    ``name`` is `UNKNOWN` when the nearest enrolled person is at or beyond ``threshold``;
     a photo without a face gives one row ``photo,no_face,`` (empty distance).
     """
     from nbutils.faces.align import align_face
@@ -219,6 +221,6 @@ def identify_photos(photos: list[Path], gallery: Gallery, tolerance: float,
             rows.writerow([photo, NO_FACE, ""])
             continue
         for descriptor in encode_chips(np.stack(chips), encoder()):
-            distance, name = gallery.identify(descriptor, threshold=tolerance)
+            distance, name = gallery.identify(descriptor, threshold)
             rows.writerow([photo, name or UNKNOWN, f"{distance:.4f}"])
         out.flush()

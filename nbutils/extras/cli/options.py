@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,3 +86,9 @@ def file_problem(path: Path) -> str | None:
     if os.path.lexists(path) and not path.is_file():
         return f"{path} exists and is not a regular file"
     return folder_problem(path.parent)  # a replacement is renamed in: the folder must be writable
+
+
+def fail(message: str) -> int:
+    """Print ``error: <message>`` on stderr; the exit status of a usage error, 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2

@@ -1,20 +1,16 @@
 """Command line: ``python -m nbutils.style CONTENT STYLE [STYLE ...] -o OUT.png [options]``.
 
-Two methods. ``--method optimize`` (the default) optimises the pixels with `stylize_fast`;
-``--method feedforward`` runs `stylize_feedforward`, one forward pass of networks trained
-once on many paintings (Ghiasi et al. 2017): seconds, not minutes, but the course's cost
-is not minimised for this image. Each default is read from the library's signatures and
-each set of choices is the constant the library validates against, so the two cannot
-disagree. The optimisation's own options (--passes, --optimizer, --alpha, ...) with
-``--method feedforward``, or ``--strength`` without it, are refused, not silently ignored.
+``--method optimize`` (the default) optimises the pixels with `stylize_fast`; ``--method
+feedforward`` runs `stylize_feedforward`, one pass of networks trained once on many
+paintings (Ghiasi et al. 2017): seconds, not minutes, but this image's cost is not
+minimised. Defaults are read from the library's signatures, choices are the constants it
+validates against; an option of the other method is refused, not silently ignored.
 
-Bad input prints one ``error:`` line naming the option or file and exits with status 2,
-before any network is loaded: a missing file or one that is not an image, a number that
-is NaN, infinite or out of range, an unknown VGG19 layer, a size too large for this
-machine's memory, an output path that cannot be written, an option of the other method.
-Ctrl-C stops the optimisation and still saves the best image found so far; if the output
-cannot be written after all (its folder removed during the run), the image is saved in the
-temporary folder instead and the error line says where.
+Bad input (a missing or non-image file, a number NaN, infinite or out of range, an unknown
+VGG19 layer, a size too large for this machine's memory, an output that cannot be written)
+prints one ``error:`` line naming the option or file and exits with status 2, before any
+network is loaded. Ctrl-C still saves the best image so far; if the output cannot be
+written after all, the image goes to the temporary folder and the error line says where.
 """
 
 from __future__ import annotations
@@ -35,6 +31,7 @@ import numpy as np
 from nbutils.extras.cli.options import (
     INT64_MAX,
     INT64_MIN,
+    fail,
     file_problem,
     float_option,
     folder_problem,
@@ -44,23 +41,19 @@ from nbutils.extras.color import PRESERVE_COLOR
 from nbutils.extras.fast_style import OPTIMIZERS, POOLING, PREPROCESS, stylize_fast
 from nbutils.extras.feedforward import MAX_CONTENT_PIXELS, MIN_CONTENT_SIDE, stylize_feedforward
 from nbutils.images import MAX_PIXELS, ImageError, load_image, save_image
-from nbutils.style.optimize import INITS
+from nbutils.style.optimize import INITS, MIN_SIDE
 from nbutils.vgg19 import VGG19_LAYER_NAMES
 
 # Peak memory of one VGG19 forward+backward pass, per output pixel, measured at 400 x 400
 # (1.3 GB, see benchmarks/step_time.py), with a margin: used to refuse sizes that cannot fit.
 BYTES_PER_PIXEL = 12_000
-# The smallest side VGG19 is run at (as `scale_sizes` clamps): its five poolings need it.
-MIN_SIDE = 16
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
 # The largest cost weight accepted: the costs are float32 (at most 3.4e38), and a weight
 # beyond this turns J into inf with ordinary costs, as NaN would turn it into NaN.
 MAX_WEIGHT = 1e15
-#: --method: optimise the pixels (`stylize_fast`), or one pass of trained networks
-#: (`stylize_feedforward`).
+#: --method: optimise the pixels (`stylize_fast`), or one pass of `stylize_feedforward`.
 METHODS = ("optimize", "feedforward")
-#: The options --method feedforward uses (argparse dests); every other one belongs to the
-#: optimisation and is refused with it.
+#: The options (dests) --method feedforward uses; it refuses the others, the optimisation's.
 FEEDFORWARD_OPTIONS = frozenset({"content", "styles", "output", "size", "method", "strength"})
 # Peak memory of one feed-forward run per content pixel, over the built networks: about
 # 265 bytes measured at 512 x 512 and 1024 x 1024 (peak resident size), with a margin.
@@ -106,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float_option(0, 1), default=feedforward["strength"],
                    help="--method feedforward: 1 is the style image's style, 0 the content's "
                         "own, between them a blend (default %(default)s)")
-    p.add_argument("--passes", type=int_option(1), default=default["passes"],
-                   help="budget of VGG forward+backward passes (default %(default)s)")
+    p.add_argument("--steps", type=int_option(1), default=default["steps"],
+                   help="budget of steps, each one VGG forward+backward pass "
+                        "(default %(default)s)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=default["optimizer"],
                    help="lbfgs is fast, adam is the course's (default %(default)s)")
     p.add_argument("--lr", type=float_option(0, above=True), default=default["learning_rate"],
@@ -144,15 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int_option(INT64_MIN, INT64_MAX), default=default["seed"],
                    help="noise seed (default %(default)s)")
     p.add_argument("--save-every", type=int_option(0), default=0,
-                   help="save an intermediate image every N passes (default: never)")
+                   help="save an intermediate image every N steps (default: never)")
     p.add_argument("--save-dir", type=Path,
-                   help="folder for intermediates (default: OUTPUT's folder/OUTPUT-stem_passes)")
+                   help="folder for intermediates (default: OUTPUT's folder/OUTPUT-stem_steps)")
     return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options; ``given`` holds the dests of those on the command line, whatever their
-    value (``--passes 200`` is given even though 200 is the default)."""
+    value (``--steps 200`` is given even though 200 is the default)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     for action in parser._actions:  # argparse lists its actions nowhere public
@@ -174,10 +168,10 @@ def style_layer_names(args: argparse.Namespace) -> list[str]:
 def stylize_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of `stylize_fast` (all but the images) that the options give."""
     layers = style_layer_names(args)
-    save_dir = args.save_dir or args.output.parent / f"{args.output.stem}_passes"
+    save_dir = args.save_dir or args.output.parent / f"{args.output.stem}_steps"
     return dict(
         size=args.size, style_weights=args.style_weights, optimizer=args.optimizer,
-        passes=args.passes, scales=args.scales, alpha=args.alpha, beta=args.beta,
+        steps=args.steps, scales=args.scales, alpha=args.alpha, beta=args.beta,
         tv_weight=args.tv_weight, style_layers=[(name, 1.0 / len(layers)) for name in layers],
         content_layer=args.content_layer, preprocess=args.preprocess, pooling=args.pooling,
         preserve_color=args.preserve_color, style_scale=args.style_scale, init=args.init,
@@ -193,18 +187,10 @@ def feedforward_arguments(args: argparse.Namespace) -> dict[str, Any]:
     return dict(strength=args.strength, size=size)
 
 
-def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def option_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with the options together, naming the option; None when nothing is.
-
-    Each value's own range was checked by argparse; this checks what argparse cannot: the
-    options against each other and the method, against VGG19's layers, this machine's
-    memory and the file system. Nothing is loaded, created or written.
-    """
+    """What is wrong with the options together, naming the option, or None: what argparse
+    cannot check (the options against each other and the method, VGG19's layers, this
+    machine's memory, the file system). Nothing is loaded, created or written."""
     if args.output.suffix.lower() not in OUTPUT_SUFFIXES:
         return f"-o/--output {args.output}: the output must end in .png, .jpg or .jpeg"
     if args.method == "feedforward":
@@ -227,9 +213,9 @@ def option_problem(args: argparse.Namespace) -> str | None:
         most = 1 + max(k for k in range(64) if args.size / 2**k >= MIN_SIDE)
         return (f"--scales {args.scales} is too many for --size {args.size}: the coarsest "
                 f"scale would be {coarsest:.3g} pixels, under {MIN_SIDE}; use at most {most}")
-    if args.passes < args.scales:
-        return (f"--passes {args.passes} is fewer than --scales {args.scales}: each scale "
-                "needs at least one pass")
+    if args.steps < args.scales:
+        return (f"--steps {args.steps} is fewer than --scales {args.scales}: each scale "
+                "needs at least one step")
     if args.alpha == 0 and args.beta == 0:
         return "--alpha and --beta are both 0: there is nothing to optimise"
     if args.style_weights is not None:
@@ -308,11 +294,8 @@ def feedforward_problem(args: argparse.Namespace) -> str | None:
 
 
 def save_result(image: np.ndarray, output: Path) -> tuple[Path, str | None]:
-    """Save to ``output``; when that fails, to the temporary folder, so that no result is lost.
-
-    Returns:
-        (where the image is, the reason ``output`` could not be written or None).
-    """
+    """Save to ``output``, or when that fails to the temporary folder, so that no result is
+    lost: (where the image is, the reason ``output`` could not be written or None)."""
     try:
         return save_image(image, output), None
     except OSError as err:  # AtomicWriteError: the folder vanished or filled up during the run
@@ -365,9 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             return fail(str(e))
         except KeyboardInterrupt:
-            return fail("interrupted before the first pass finished: nothing to save")
+            return fail("interrupted before the first step finished: nothing to save")
         note = " (interrupted: best image so far)" if history["interrupted"] else ""
-        summary = f"{len(history['pass'])} passes, J = {history['best_total']:.4g}"
+        summary = f"{len(history['step'])} steps, J = {history['best_total']:.4g}"
     where, save_error = save_result(image, args.output)
     if save_error:
         print(f"error: {save_error}; the result was saved to {where} instead", file=sys.stderr)

@@ -1,72 +1,32 @@
-"""The approximate backend: a faiss inverted-file index (IVF-Flat), for 10^6 descriptors and
-beyond in one process. Needs ``pip install 'nbutils[ann]'`` (faiss-cpu).
+"""The ANN strategy: a faiss inverted-file index (IVF-Flat), for 10^6 descriptors and beyond
+in one process. Needs ``pip install 'nbutils[ann]'`` (faiss-cpu).
 
-How it searches: k-means splits the descriptors into ``nlist`` cells; a query is compared
-with the nlist cell centres, then only with the descriptors of its ``nprobe`` nearest
-cells, about nlist + nprobe N / nlist comparisons instead of N. A query's true nearest
-descriptor can sit in a cell that was not probed: then the answer is the nearest person
-*found* (the distances reported are still exact, recomputed for the candidates). Small
-galleries (fewer than ``train_at`` descriptors) are searched exhaustively, exactly.
-
-Both follow the gallery's size N (`cells_for`, `probes_for`):
-
-- nlist = 4 sqrt(N) rounded to a power of two (at most N / 39, the fewest points per
-  centre faiss's k-means accepts): 1,024 cells at 10^5, 4,096 at 10^6, 16,384 at 10^7;
-  cells hold sqrt(N) / 4 descriptors on average;
-- the lists are retrained (k-means again, every vector re-added) whenever N has grown
-  enough for that nlist to double, i.e. at every fourfold growth (twofold while the
-  39-point floor decides). Each time costs about what adding every vector costs (each
-  is compared with the nlist centres), plus k-means on 64 points per cell; as the sizes
-  grow geometrically, all the retrainings together cost little more than the last one;
-- nprobe = max(16, sqrt(nlist) / 4): 16 up to 4,096 cells, 32 at 16,384. On face-like
-  descriptors (`benchmarks/face_scale.py`, 10^6) recall@1 against exact search held 0.99
-  at nprobe 8 with 1,024 cells, 12 with 4,096: the probes needed grow about as
-  sqrt(nlist), slower than nlist, so the share of the gallery a query reads falls as it
-  grows. Pass ``nprobe`` to fix it instead. Descriptors without any cluster structure
-  need more: on random unit vectors (`benchmarks/face_search.py`'s worst case) the bare
-  index with 4,096 cells found the nearest at 10^6 for 0.96 of queries at nprobe 16,
-  0.98 at 24 and all at 32.
-
-At 10^6 face-like descriptors (`benchmarks/face_scale.py`, docs/scaling.md): 4,096 cells
-trained at 524,290 descriptors, nprobe 16, recall@1 0.994 against exact search and 145x
-faster per query; building took minutes (each retraining runs k-means on 64 points per
-cell and re-adds every vector).
-
-Why faiss IVF-Flat, not an HNSW graph (usearch's, or faiss's own): measured on this
-project's 2-core machine (shared, so times are rough), random unit 128-d descriptors,
-queries at distance 0.4 from one enrolled photo (`benchmarks/face_search.py`, one thread):
-
-- through this gallery at 10^5 descriptors, recall@1 against the exact backend 0.973 at
-  0.47 ms per identify vs 12.1 ms exact (26x; 1,024 cells, nprobe 16; a loaded machine).
-  With the earlier schedule (2 sqrt(N) cells, retrained at eightfold growth, nprobe 16):
-  0.993 at 0.57 ms vs 6.2 ms (10^5, 10.8x), 0.990 at 1.4 ms vs 60 ms (10^6, 41x);
-- the bare indexes on 10^5: IVF recall@1 0.99 at 0.25 ms (nlist 1024, nprobe 16); faiss
-  HNSW 0.96 / 0.99 at 0.51 / 0.85 ms (ef 64 / 128); usearch HNSW 0.97 / 1.0 at
-  1.4 / 2.6 ms. Building took 3 s for IVF, 106 s (faiss) and 244 s (usearch) for HNSW;
-- deleting a person removes their vectors from IVF's lists, so the saved file no longer
-  holds them. HNSW only marks deleted nodes: usearch still writes the vectors to the
-  saved file (even with ``remove(compact=True)``), faiss's HNSW cannot remove at all;
-  honouring a deletion would mean rebuilding the graph (minutes at 10^5 here);
-- faiss-cpu is what Milvus Lite runs on too: the two optional backends share it.
-
-The gallery is saved as one ``.npz`` (written atomically): names, each vector's owner and
-id, and the faiss index's own serialisation as bytes. Open only files you trust: faiss
-parses those bytes itself (the sizes and ids are checked afterwards).
+k-means splits the N descriptors into nlist cells; a query is compared with the nlist
+centres, then with the descriptors of its nprobe nearest cells only: about
+nlist + nprobe N / nlist comparisons instead of N. The true nearest can sit in a cell not
+probed; the distances returned are still exact (`FaceDatabase` recomputes them). Below
+``train_at`` descriptors the index is exhaustive (exact). nlist = 4 sqrt(N) rounded to a
+power of two, at least 39 descriptors per cell (`cells_for`), retrained as N grows;
+nprobe = max(16, sqrt(nlist) / 4) (`probes_for`). Saved as one ``.npz`` (atomically):
+names, each vector's owner and id, and faiss's own serialisation of the index, which
+faiss parses itself: open only files you trust. Measurements, and why IVF rather than
+HNSW: docs/scaling.md.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nbutils._internal.atomic import atomic_write
-from nbutils._internal.npz import NpzError, NpzTooLarge, read_npz
-from nbutils.extras.gallery.base import BackendNotInstalledError, Gallery
-from nbutils.faces.database import DEFAULT_DIM, MAX_LOAD_BYTES
+from nbutils.extras.gallery.errors import BackendNotInstalledError
+from nbutils.faces.database import DEFAULT_DIM
+from nbutils.faces.exact_index import read_saved
 
 FORMAT_VERSION = 1
 _KEYS = ("format_version", "backend", "dim", "names", "labels", "ids", "next_id",
@@ -78,7 +38,7 @@ DEFAULT_TRAIN_AT = 16_384
 MIN_NPROBE = 16
 _MIN_POINTS_PER_CELL = 39  # faiss's k-means warns below this many points per centre
 _MAX_POINTS_PER_CELL = 64  # k-means runs on a sample of this many per centre: seconds
-_MIN_LIMIT = 32  # descriptors fetched per query at least (a person has several)
+_MIN_FETCH = 32  # descriptors fetched per query at least (a person has several)
 
 
 def cells_for(size: int) -> int:
@@ -110,20 +70,18 @@ def import_faiss() -> Any:
     return faiss
 
 
-class AnnGallery(Gallery):
-    """A gallery searched by a faiss IVF-Flat index; see the module docstring.
+class AnnIndex:
+    """A `nbutils.faces.database.SearchIndex` kept in a faiss IVF-Flat index; see the module.
 
     Args:
         path: the ``.npz`` file; read if it exists, else created by the first ``save``.
-        dim: the descriptor dimension; a file of another dimension is refused.
+        dim: the descriptor dimension of a new file (an existing file's is its own).
         nprobe: cells visited per query (more: higher recall, slower; >= nlist: exact).
-            None: `probes_for` the current nlist, so it follows the gallery's size.
+            None: `probes_for` the current nlist, so it follows the size.
         train_at: the size at which the exhaustive index becomes an IVF one (then
-            retrained as the gallery grows, `cells_for`).
+            retrained as it grows, `cells_for`).
         max_bytes: the largest file accepted (None: 1 GiB, ~2 million descriptors).
     """
-
-    backend = "ann"
 
     def __init__(self, path: str | os.PathLike, dim: int = DEFAULT_DIM, *,
                  nprobe: int | None = None, train_at: int = DEFAULT_TRAIN_AT,
@@ -134,30 +92,17 @@ class AnnGallery(Gallery):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{option} must be a positive int, got {value!r}")
         self._faiss = import_faiss()
-        path = Path(path)
-        super().__init__(dim, str(path))
-        self._path, self._nprobe, self._train_at = path, nprobe, train_at
+        self.location: Path | str | None = Path(path)
+        self.dim: int | None = dim
+        self._nprobe, self._train_at = nprobe, train_at
         self._ids_of: dict[str, np.ndarray] = {}  # name -> (k,) int64 faiss ids
         self._owner_of: dict[int, str] = {}  # faiss id -> name
         self._next_id = 0  # ids are never reused, so a stale id cannot name someone else
         self._trained_size = 0  # N when the IVF lists were trained; 0: exhaustive index
-        if path.exists() and not path.is_file():
-            raise ValueError(f"the ann gallery is one .npz file, but {path} is a folder: "
-                             "give a file path such as people.npz")
-        if path.exists():
+        if self.location.exists():
             self._load(max_bytes)
         else:
             self._index = self._faiss.IndexIDMap2(self._faiss.IndexFlatL2(dim))
-
-    # ------------------------------------------------------------------ storage
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._ids_of)
-
-    @property
-    def num_descriptors(self) -> int:
-        return int(self._index.ntotal)
 
     @property
     def nlist(self) -> int:
@@ -179,21 +124,30 @@ class AnnGallery(Gallery):
         self._index.nprobe = probes_for(nlist) if self._nprobe is None else \
             min(self._nprobe, nlist)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._ids_of
+    # ------------------------------------------------------------------ storage
 
-    def _insert(self, name: str, rows: np.ndarray) -> None:
-        ids = np.arange(self._next_id, self._next_id + rows.shape[0], dtype=np.int64)
-        self._index.add_with_ids(rows, ids)
-        self._next_id += rows.shape[0]
-        self._ids_of[name] = ids
-        self._owner_of.update(dict.fromkeys(ids.tolist(), name))
-        n = self.num_descriptors
-        if (n >= self._train_at and not self._trained_size) or \
-                (self._trained_size and cells_for(n) > self.nlist):
-            self._train()
+    def names(self) -> list[str]:
+        return list(self._ids_of)
 
-    def _remove(self, name: str) -> int:
+    def count(self) -> int:
+        return int(self._index.ntotal)
+
+    def enrolled(self, names: list[str]) -> list[str]:
+        return [name for name in names if name in self._ids_of]
+
+    def insert(self, people: Mapping[str, np.ndarray]) -> None:
+        for name, rows in people.items():
+            ids = np.arange(self._next_id, self._next_id + rows.shape[0], dtype=np.int64)
+            self._index.add_with_ids(rows, ids)
+            self._next_id += rows.shape[0]
+            self._ids_of[name] = np.concatenate([self._ids_of.get(name, ids[:0]), ids])
+            self._owner_of.update(dict.fromkeys(ids.tolist(), name))
+            n = self.count()
+            if (n >= self._train_at and not self._trained_size) or \
+                    (self._trained_size and cells_for(n) > self.nlist):
+                self._train()
+
+    def delete(self, name: str) -> int:
         ids = self._ids_of.pop(name)
         # IDMap2 and IVF (with its hash-table direct map) both erase the vectors' bytes
         # from their storage, so the next save cannot write them.
@@ -202,21 +156,22 @@ class AnnGallery(Gallery):
             del self._owner_of[i]
         return ids.shape[0]
 
-    def _rows_of(self, names: list[str]) -> dict[str, np.ndarray]:
+    def rows(self, names: list[str]) -> list[np.ndarray]:
         if not names:
-            return {}
+            return []
         ids = [self._ids_of[name] for name in names]
         rows = self._index.reconstruct_batch(np.concatenate(ids))  # one call for everyone
-        return dict(zip(names, np.split(rows, np.cumsum([len(i) for i in ids[:-1]])),
-                        strict=True))
+        return np.split(rows, np.cumsum([len(i) for i in ids[:-1]]))
+
+    def close(self) -> None:
+        return None
 
     def _train(self) -> None:
         """Replace the index with an IVF-Flat one trained on every stored vector."""
         faiss = self._faiss
         ids = np.sort(np.fromiter(self._owner_of, dtype=np.int64, count=len(self._owner_of)))
         vectors = self._index.reconstruct_batch(ids)
-        nlist = cells_for(ids.shape[0])
-        ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(self._dim), self._dim, nlist)
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(self.dim), self.dim, cells_for(ids.shape[0]))
         ivf.cp.max_points_per_centroid = _MAX_POINTS_PER_CELL
         ivf.train(vectors)
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
@@ -226,42 +181,44 @@ class AnnGallery(Gallery):
 
     # ------------------------------------------------------------------- search
 
-    def _candidates(self, query: np.ndarray, k: int) -> list[str]:
-        total = self.num_descriptors
+    def candidates(self, query: np.ndarray, k: int) -> list[str]:
+        total = self.count()
         want = min(k, len(self._ids_of))
-        limit = min(total, max(4 * k, _MIN_LIMIT))
+        fetch = min(total, max(4 * k, _MIN_FETCH))
         while True:
-            names = self._search_names(query, limit)
-            if len(names) >= want or limit >= total:
+            names = self._search_names(query, fetch)
+            if len(names) >= want or fetch >= total:
                 break
-            limit = min(total, 4 * limit)  # one person's many photos filled the top hits
+            fetch = min(total, 4 * fetch)  # one person's many photos filled the top hits
         if len(names) < want and self._trained_size:
             # The probed cells hold fewer than k people: probe every cell, once.
-            names = self._search_names(query, limit, nprobe=self.nlist)
+            names = self._search_names(query, fetch, nprobe=self.nlist)
         return names
 
-    def _search_names(self, query: np.ndarray, limit: int, nprobe: int | None = None) -> list[str]:
-        """Distinct owners of the ``limit`` nearest vectors found, nearest first."""
+    def _search_names(self, query: np.ndarray, fetch: int, nprobe: int | None = None
+                      ) -> list[str]:
+        """Distinct owners of the ``fetch`` nearest vectors found, nearest first."""
         params = None
         if self._trained_size:
             params = self._faiss.SearchParametersIVF(nprobe=nprobe or self._index.nprobe)
-        _, ids = self._index.search(query[np.newaxis], limit, params=params)
+        _, ids = self._index.search(query[np.newaxis], fetch, params=params)
         owners = (self._owner_of[i] for i in ids[0].tolist() if i >= 0)  # -1: no more found
         return list(dict.fromkeys(owners))
 
     # -------------------------------------------------------------- persistence
 
-    def save(self) -> str:
+    def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write names, ids and the serialised index to the ``.npz``, atomically."""
-        names = self.names
+        path = Path(self.location if path is None else path)
+        names = self.names()
         ids = np.concatenate([self._ids_of[n] for n in names]) if names else \
             np.empty(0, dtype=np.int64)
         labels = np.repeat(np.arange(len(names), dtype=np.int32),
                            [self._ids_of[n].shape[0] for n in names])
         arrays = {
             "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-            "backend": np.array(self.backend),
-            "dim": np.array(self._dim, dtype=np.int64),
+            "backend": np.array("ann"),
+            "dim": np.array(self.dim, dtype=np.int64),
             "names": np.array(names, dtype=np.str_).reshape(len(names)),
             "labels": labels,
             "ids": ids.astype(np.int64),
@@ -269,21 +226,14 @@ class AnnGallery(Gallery):
             "trained_size": np.array(self._trained_size, dtype=np.int64),
             "index": self._faiss.serialize_index(self._index),
         }
-        with atomic_write(self._path) as f:
+        with atomic_write(path) as f:
             np.savez(f, **arrays)
-        return self.location
+        self.location = path
+        return path
 
     def _load(self, max_bytes: int | None) -> None:
-        path = self._path
-        limit = MAX_LOAD_BYTES if max_bytes is None else max_bytes
-        try:
-            arrays = read_npz(path, limit, kinds="iufU")
-        except NpzTooLarge as err:
-            raise ValueError(f"{path} is too large to open as a gallery: {err.what}, more "
-                             f"than max_bytes = {limit:,}; pass a larger max_bytes if you "
-                             "trust the file and have the memory") from err
-        except NpzError as err:
-            raise ValueError(f"{path} is not a readable ann gallery: {err}") from err
+        path = Path(self.location)  # type: ignore[arg-type]
+        arrays = read_saved(path, max_bytes, "ann gallery")
 
         def bad(what: str) -> ValueError:
             return ValueError(f"{path} is not a valid ann gallery: {what}")
@@ -300,11 +250,9 @@ class AnnGallery(Gallery):
         if int(scalars["format_version"]) != FORMAT_VERSION:
             raise bad(f"format version {int(scalars['format_version'])}, this code reads "
                       f"{FORMAT_VERSION}")
-        if str(arrays["backend"]) != self.backend:
+        if str(arrays["backend"]) != "ann":
             raise bad(f"written by the {str(arrays['backend'])!r} backend")
-        if int(scalars["dim"]) != self._dim:
-            raise ValueError(f"{path} holds {int(scalars['dim'])}-d descriptors, not "
-                             f"dim={self._dim}: open it with dim={int(scalars['dim'])}")
+        self.dim = int(scalars["dim"])  # the store refuses it if it is not the one asked for
         names, labels, ids = arrays["names"], arrays["labels"], arrays["ids"]
         if names.ndim != 1 or names.dtype.kind != "U" or len(set(names.tolist())) != len(names):
             raise bad("names must be a 1-D array of unique str")
@@ -330,9 +278,9 @@ class AnnGallery(Gallery):
         kind = self._faiss.IndexIVFFlat if trained_size else self._faiss.IndexIDMap2
         if not isinstance(index, kind):
             raise bad(f"a {type(index).__name__} index, expected a {kind.__name__}")
-        if index.d != self._dim or index.ntotal != ids.shape[0]:
+        if index.d != self.dim or index.ntotal != ids.shape[0]:
             raise bad(f"the index holds {index.ntotal} vectors of dim {index.d}, the file "
-                      f"lists {ids.shape[0]} of dim {self._dim}")
+                      f"lists {ids.shape[0]} of dim {self.dim}")
         self._index, self._next_id, self._trained_size = index, next_id, trained_size
         order = np.argsort(labels, kind="stable")  # ids grouped by person
         per_person = np.split(ids[order], np.cumsum(counts)[:-1]) if names.size else []

@@ -1,24 +1,15 @@
-"""The Milvus backend: the gallery as a Milvus collection, via pymilvus. Needs
+"""The Milvus strategy: the descriptors as rows of a Milvus collection, via pymilvus. Needs
 ``pip install 'nbutils[milvus]'`` (pymilvus and milvus-lite).
 
-One code path, two deployments, chosen by the URI:
-
-- ``"people.db"`` (a local path ending in ``.db``): Milvus Lite, embedded in this process
-  (a folder of files; milvus-lite 3 is pure Python on faiss). For one machine and tests.
-- ``"http://host:19530"`` (``https://``, ``tcp://``, ``unix:``): a Milvus standalone or
-  distributed server; pass ``token="user:password"`` (or an API key) if it has auth.
-  README's "Face galleries that scale" section says how to run one.
-
-The collection has one row per descriptor: an auto id, the person's ``name``, ``name_key``
-(the SHA-256 of the name, in hex: filters compare it, so no name is ever spliced into a
-filter expression) and the float32 ``vector``, indexed for L2 search (``index_type``:
-Milvus's AUTOINDEX by default, approximate; "FLAT" for exact). The collection is created
-with Strong consistency, so a search sees every write made before it.
-
-Writes go to Milvus at once; ``save`` flushes them to its storage, and, after a deletion,
-purges the deleted rows from it: a server compacts (``compact``; the old segments are then
-garbage-collected by Milvus after its retention period), while Milvus Lite, whose
-``compact`` does nothing (milvus-lite 3.2), gets its collection rewritten without them.
+The URI picks the deployment: a local path ending in ``.db`` is Milvus Lite, embedded in
+this process (one machine, tests); ``http://host:19530`` (``https://``, ``tcp://``,
+``unix:``) a Milvus server (``token="user:password"`` or an API key if it has auth). One
+row per descriptor: an auto id, the ``name``, ``name_key`` (the name's SHA-256 in hex:
+filters compare it, so no name is spliced into a filter expression) and the float32
+``vector``, indexed for L2 search (``index_type``, AUTOINDEX by default; "FLAT" exact),
+with Strong consistency: a search sees every write before it. Writes go to Milvus at
+once; ``save`` flushes them and, after a deletion, purges the deleted rows: a server
+compacts, Milvus Lite (whose ``compact`` does nothing) gets the collection rewritten.
 """
 
 from __future__ import annotations
@@ -29,19 +20,14 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nbutils.extras.gallery.base import (
-    MAX_NAME_BYTES,
-    BackendNotInstalledError,
-    Gallery,
-    GalleryConnectionError,
-)
-from nbutils.faces.database import DEFAULT_DIM
+from nbutils.extras.gallery.errors import BackendNotInstalledError, GalleryConnectionError
+from nbutils.faces.database import DEFAULT_DIM, MAX_NAME_BYTES
 
 _FIELDS = ("id", "name", "name_key", "vector")
 _REWRITE_SUFFIX = "__rewrite"
@@ -75,12 +61,12 @@ def name_key(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8")).hexdigest()
 
 
-class MilvusGallery(Gallery):
-    """A gallery stored in a Milvus collection; see the module docstring.
+class MilvusIndex:
+    """A `nbutils.faces.database.SearchIndex` kept in a Milvus collection; see the module.
 
     Args:
         uri: a local ``.db`` path (Milvus Lite; its folder is created) or a server URI.
-        dim: the descriptor dimension; an existing collection of another one is refused.
+        dim: the descriptor dimension of a new collection (an existing one's is its own).
         collection: the collection's name (letters, digits, underscores).
         token: the server's credentials, "user:password" or an API key ("" for none).
         index_type: the vector index for a new collection: "AUTOINDEX" (Milvus picks;
@@ -91,10 +77,8 @@ class MilvusGallery(Gallery):
     Raises:
         BackendNotInstalledError: pymilvus (or, for a ``.db`` URI, milvus-lite) missing.
         GalleryConnectionError: no Milvus answers at ``uri`` within ``timeout``.
-        ValueError: a bad option, or an existing collection that is not a gallery of ``dim``.
+        ValueError: a bad option, or an existing collection that is not a face gallery.
     """
-
-    backend = "milvus"
 
     def __init__(self, uri: str | os.PathLike, dim: int = DEFAULT_DIM, *,
                  collection: str = "faces", token: str = "", index_type: str = "AUTOINDEX",
@@ -106,7 +90,8 @@ class MilvusGallery(Gallery):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         pymilvus = import_pymilvus()
-        super().__init__(dim, uri)
+        self.dim: int | None = dim
+        self.location: Path | str | None = uri
         self._lite = uri.endswith(".db")  # pymilvus's own rule for Milvus Lite
         if self._lite:
             if importlib.util.find_spec("milvus_lite") is None:
@@ -158,7 +143,7 @@ class MilvusGallery(Gallery):
         schema.add_field("id", self._DataType.INT64, is_primary=True)
         schema.add_field("name", self._DataType.VARCHAR, max_length=MAX_NAME_BYTES)
         schema.add_field("name_key", self._DataType.VARCHAR, max_length=64)
-        schema.add_field("vector", self._DataType.FLOAT_VECTOR, dim=self._dim)
+        schema.add_field("vector", self._DataType.FLOAT_VECTOR, dim=self.dim)
         index = client.prepare_index_params()
         index.add_index("vector", index_type=self._index_type, metric_type="L2")
         client.create_collection(collection, schema=schema, index_params=index,
@@ -172,10 +157,7 @@ class MilvusGallery(Gallery):
             raise ValueError(f"{where} is not a face gallery: its fields are "
                              f"{sorted(fields)}, a gallery's are {list(_FIELDS)}; choose "
                              "another collection name")
-        found = int(fields["vector"]["params"]["dim"])
-        if found != self._dim:
-            raise ValueError(f"{where} holds {found}-d descriptors, not dim={self._dim}: "
-                             f"open it with dim={found}")
+        self.dim = int(fields["vector"]["params"]["dim"])  # the store checks it
 
     def close(self) -> None:
         """Close the connection (Milvus Lite's in-process server lives until exit)."""
@@ -198,62 +180,47 @@ class MilvusGallery(Gallery):
         finally:
             iterator.close()
 
-    @property
     def names(self) -> list[str]:
         """Everyone enrolled, sorted (reads every row's name: O(N))."""
         return sorted({row["name"] for row in self._rows("", ["name"])})
 
-    @property
-    def num_descriptors(self) -> int:
+    def count(self) -> int:
         result = self._client.query(self._collection, filter="", output_fields=["count(*)"])
         return int(result[0]["count(*)"])
 
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        try:
-            key = name_key(name)
-        except UnicodeEncodeError:  # lone surrogates: no such name can have been stored
-            return False
-        return bool(self._client.query(self._collection, filter=f'name_key == "{key}"',
-                                       output_fields=["id"], limit=1))
-
-    def _insert(self, name: str, rows: np.ndarray) -> None:
-        self._insert_many({name: rows})
-
-    def _insert_many(self, people: dict[str, np.ndarray]) -> None:
+    def insert(self, people: Mapping[str, np.ndarray]) -> None:
         # float32 -> Python float is exact, and Milvus stores it back as float32.
         records = ({"name": name, "name_key": name_key(name), "vector": row.tolist()}
                    for name, rows in people.items() for row in rows)
         while batch := list(itertools.islice(records, _INSERT_BATCH)):
             self._client.insert(self._collection, batch)
 
-    def _enrolled(self, names: list[str]) -> list[str]:
+    def enrolled(self, names: list[str]) -> list[str]:
         found: set[str] = set()
         for start in range(0, len(names), _NAMES_PER_FILTER):
             keys = ", ".join(f'"{name_key(n)}"' for n in names[start:start + _NAMES_PER_FILTER])
             found.update(row["name"] for row in self._rows(f"name_key in [{keys}]", ["name"]))
         return [name for name in names if name in found]
 
-    def _remove(self, name: str) -> int:
+    def delete(self, name: str) -> int:
         key = name_key(name)
         count = sum(1 for _ in self._rows(f'name_key == "{key}"', ["id"]))
         self._client.delete(self._collection, filter=f'name_key == "{key}"')
         self._deleted = True
         return count
 
-    def _rows_of(self, names: list[str]) -> dict[str, np.ndarray]:
+    def rows(self, names: list[str]) -> list[np.ndarray]:
         found: dict[str, list[Any]] = {name: [] for name in names}
         for start in range(0, len(names), _NAMES_PER_FILTER):
             keys = ", ".join(f'"{name_key(n)}"' for n in names[start:start + _NAMES_PER_FILTER])
             for row in self._rows(f"name_key in [{keys}]", ["name", "vector"]):
                 found[row["name"]].append(row["vector"])
-        return {name: np.asarray(rows, dtype=np.float32).reshape(-1, self._dim)
-                for name, rows in found.items()}
+        return [np.asarray(found[name], dtype=np.float32).reshape(-1, self.dim or 0)
+                for name in names]
 
     # ------------------------------------------------------------------- search
 
-    def _candidates(self, query: np.ndarray, k: int) -> list[str]:
+    def candidates(self, query: np.ndarray, k: int) -> list[str]:
         limit = min(_QUERY_WINDOW, max(4 * k, 32))
         while True:
             hits = self._client.search(
@@ -266,8 +233,11 @@ class MilvusGallery(Gallery):
 
     # -------------------------------------------------------------- persistence
 
-    def save(self) -> str:
+    def save(self, path: str | os.PathLike | None = None) -> Path | str:
         """Flush to Milvus's storage; after a deletion, purge the deleted rows from it."""
+        if path is not None and os.fspath(path) != self.location:
+            raise ValueError(f"a Milvus gallery is saved where it lives ({self.location}): "
+                             "call save() without a path")
         self._client.flush(self._collection)
         if self._deleted:
             if self._lite:

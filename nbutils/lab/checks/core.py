@@ -17,6 +17,7 @@ is, or calls, nbutils' own implementation fails, whatever name it reaches it by.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import inspect
 import io
@@ -58,9 +59,18 @@ class Exercise:
     judge: Callable[[Case, Any, Any], None]
 
 
-EXERCISES: dict[str, Exercise] = {}  # graded function name -> its exercise, in course order
-GRADED: dict[str, str] = {}  # graded function name -> the module of its reference
-CHECKS: dict[str, Callable[..., CheckResult]] = {}  # graded function name -> check_<name>
+#: The graded functions, in course order -> the module of each one's reference.
+GRADED: dict[str, str] = {
+    "compute_content_cost": "nbutils.style.costs",
+    "gram_matrix": "nbutils.style.costs",
+    "compute_layer_style_cost": "nbutils.style.costs",
+    "compute_style_cost": "nbutils.style.costs",
+    "total_cost": "nbutils.style.costs",
+    "make_train_step": "nbutils.style.optimize",
+    "triplet_loss": "nbutils.triplet",
+    "verify": "nbutils.faces.recognition",
+    "who_is_it": "nbutils.faces.recognition",
+}
 
 
 def reference_of(name: str) -> Callable[..., Any]:
@@ -221,13 +231,14 @@ def judge_outcomes(exercise: Exercise, cases: Sequence[Case], outcomes: Sequence
     return CheckResult(True, f"{name}: All tests passed ({len(cases)} tests)")
 
 
-def check(name: str, fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
+def check(exercise: Exercise, fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``fn`` in this process: the visible cases, or the hidden ones of ``seed``.
 
     The reference runs first; then the answer runs with the references withheld.
     Prints the message and returns the result.
     """
-    exercise, reference = EXERCISES[name], reference_of(name)
+    name = exercise.name
+    reference = reference_of(name)
     cases = exercise.cases(seed)
     wants = [exercise.run(name, reference, case) for case in cases]
     with references_withheld():
@@ -237,18 +248,24 @@ def check(name: str, fn: Callable[..., Any], seed: int | None = None) -> CheckRe
     return result
 
 
-def grades(module: str, cases: Callable[[int | None], list[Case]],
+def grades(cases: Callable[[int | None], list[Case]],
            judge: Callable[[Case, Any, Any], None],
            run: Callable[[str, Callable[..., Any], Case], Any] = run_numbers
-           ) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
-    """Register ``check_<name>`` as the check of the graded function ``<module>.<name>``."""
-    def register(check_fn: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-        name = check_fn.__name__.removeprefix("check_")
-        EXERCISES[name] = Exercise(name, module, cases, run, judge)
-        GRADED[name] = module
-        CHECKS[name] = check_fn
+           ) -> Callable[[Callable[..., Any]], Callable[..., CheckResult]]:
+    """Make the decorated ``check_<name>`` (its name and docstring; its body is not run) the
+    check of the graded function ``<name>``: ``check_<name>(fn, seed=None)``, with its
+    `Exercise` as the attribute ``exercise``."""
+    def make(stub: Callable[..., Any]) -> Callable[..., CheckResult]:
+        name = stub.__name__.removeprefix("check_")
+        exercise = Exercise(name, GRADED[name], cases, run, judge)
+
+        @functools.wraps(stub)
+        def check_fn(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
+            return check(exercise, fn, seed)
+
+        check_fn.exercise = exercise  # type: ignore[attr-defined]
         return check_fn
-    return register
+    return make
 
 
 def seeded(seed: int | None, visible: int, hidden: int) -> np.random.Generator:

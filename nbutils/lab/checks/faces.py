@@ -24,7 +24,6 @@ from nbutils.lab.checks.core import (
     Variant,
     as_numbers,
     call,
-    check,
     default_of,
     grades,
     judge_numbers,
@@ -84,10 +83,9 @@ def _triplet_variants() -> list[Variant]:
     ]
 
 
-@grades("nbutils.triplet", _triplet_cases, judge_numbers(_triplet_variants))
+@grades(_triplet_cases, judge_numbers(_triplet_variants))
 def check_triplet_loss(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``triplet_loss(y_true, y_pred, alpha)`` with y_pred = [A, P, N], each (m, d)."""
-    return check("triplet_loss", fn, seed)
 
 
 # ---------------------------------------------------------------- verify and who_is_it
@@ -189,11 +187,10 @@ def _verify_judge(case: Case, got: Any, want: Any) -> None:
         raise Failure(f"door_open should be {want_open}, got {door_open!r}")
 
 
-@grades("nbutils.faces.recognition", lambda seed: _door_cases(seed, 1, claims=True),
+@grades(lambda seed: _door_cases(seed, 1, claims=True),
         _verify_judge, run=_verify_run)
 def check_verify(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``verify(image_path, identity, database, model, threshold)`` (fake encoder)."""
-    return check("verify", fn, seed)
 
 
 def _who_run(name: str, fn: Callable[..., Any], case: Case) -> tuple[float, str | None]:
@@ -216,8 +213,7 @@ def _who_judge(case: Case, got: Any, want: Any) -> None:
                       "when min_dist < threshold)")
 
 
-@grades("nbutils.faces.recognition", lambda seed: _door_cases(seed, 2, claims=False),
+@grades(lambda seed: _door_cases(seed, 2, claims=False),
         _who_judge, run=_who_run)
 def check_who_is_it(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``who_is_it(image_path, database, model, threshold)`` (fake encoder)."""
-    return check("who_is_it", fn, seed)

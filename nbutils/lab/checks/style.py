@@ -20,7 +20,6 @@ from nbutils.lab.checks.core import (
     Variant,
     as_numbers,
     call,
-    check,
     compare,
     default_of,
     grades,
@@ -28,8 +27,6 @@ from nbutils.lab.checks.core import (
     reference_of,
     seeded,
 )
-
-COSTS, OPTIMIZE = "nbutils.style.costs", "nbutils.style.optimize"
 
 
 def _tensor(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 4.0) -> Any:
@@ -90,10 +87,9 @@ def _content_variants() -> list[Variant]:
     ]
 
 
-@grades(COSTS, _content_cases, judge_numbers(_content_variants))
+@grades(_content_cases, judge_numbers(_content_variants))
 def check_compute_content_cost(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``compute_content_cost(content_output, generated_output)``."""
-    return check("compute_content_cost", fn, seed)
 
 
 # ---------------------------------------------------------------- the Gram matrix
@@ -114,10 +110,9 @@ def _gram_judge(case: Case, got: Any, want: Any) -> None:
                                      "factor (the factor belongs to the style cost)")])
 
 
-@grades(COSTS, _gram_cases, _gram_judge)
+@grades(_gram_cases, _gram_judge)
 def check_gram_matrix(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``gram_matrix(A)`` for A of shape (n_C, n_H * n_W)."""
-    return check("gram_matrix", fn, seed)
 
 
 # ---------------------------------------------------------------- the style cost of a layer
@@ -164,11 +159,10 @@ def _style_variants() -> list[Variant]:
     ]
 
 
-@grades(COSTS, _layer_style_cases, judge_numbers(_style_variants))
+@grades(_layer_style_cases, judge_numbers(_style_variants))
 def check_compute_layer_style_cost(fn: Callable[..., Any], seed: int | None = None
                                    ) -> CheckResult:
     """Check ``compute_layer_style_cost(a_S, a_G)``."""
-    return check("compute_layer_style_cost", fn, seed)
 
 
 # ---------------------------------------------------------------- the style cost
@@ -209,10 +203,9 @@ def _style_cost_variants() -> list[Variant]:
             (with_content, "included the last element (the content layer) in the sum")]
 
 
-@grades(COSTS, _style_cases, judge_numbers(_style_cost_variants))
+@grades(_style_cases, judge_numbers(_style_cost_variants))
 def check_compute_style_cost(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``compute_style_cost(style_image_output, generated_image_output, STYLE_LAYERS)``."""
-    return check("compute_style_cost", fn, seed)
 
 
 # ---------------------------------------------------------------- the total cost
@@ -242,10 +235,9 @@ def _total_variants() -> list[Variant]:
     ]
 
 
-@grades(COSTS, _total_cases, judge_numbers(_total_variants))
+@grades(_total_cases, judge_numbers(_total_variants))
 def check_total_cost(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``total_cost(J_content, J_style, alpha, beta)``, including its defaults."""
-    return check("total_cost", fn, seed)
 
 
 # ---------------------------------------------------------------- the train step
@@ -314,11 +306,10 @@ def _train_judge(case: Case, got: Any, want: Any) -> None:
         raise Failure("G after one step differs from the expected update")
 
 
-@grades(OPTIMIZE, _train_cases, _train_judge, run=_train_run)
+@grades(_train_cases, _train_judge, run=_train_run)
 def check_make_train_step(fn: Callable[..., Any], seed: int | None = None) -> CheckResult:
     """Check ``make_train_step``: one step of J and of G against the reference's.
 
     A tiny convolutional model stands in for VGG; the learner's and the reference's steps
     each get a fresh Adam of the same learning rate and a fresh copy of the same G.
     """
-    return check("make_train_step", fn, seed)

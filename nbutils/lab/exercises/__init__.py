@@ -1,13 +1,10 @@
 """Student notebooks: the course notebooks with the graded functions left for the learner.
 
-``python -m nbutils.lab.exercises [--out student] [notebooks...]`` rewrites each notebook (an
-``.ipynb``, or its plain-text ``.py`` source, read with jupytext): the
-graded names are removed from its nbutils import, and after that import come a cell
-importing the helpers the exercises need, then for each graded name a title, a stub (the
-reference's signature and docstring, taken from nbutils's source, body
-``raise NotImplementedError``) and a check cell. The graded names, and where their
-references live, are `nbutils.lab.checks.GRADED`. Outputs are cleared; the rest is unchanged.
-Output is deterministic: the same input gives byte-identical files.
+``python -m nbutils.lab.exercises [--out student] [notebooks...]`` rewrites each ``.ipynb``
+(or jupytext ``.py``): the graded names (`nbutils.lab.checks.GRADED`) leave its nbutils
+import, which is followed by a cell importing the helpers they need, then per name a title,
+a stub (the reference's signature and docstring, body ``raise NotImplementedError``) and a
+check cell. Outputs are cleared; the same input gives byte-identical files.
 ``--format nbgrader`` writes an nbgrader course instead (`nbutils.lab.nbgrader`).
 """
 
@@ -67,12 +64,9 @@ def _loaded_names(node: ast.AST) -> set[str]:
 
 
 def helper_names(name: str) -> dict[str, Any]:
-    """Non-graded public globals the reference uses, {name: object}.
-
-    Private helpers are not given, but the public names THEY use are (the learner rewrites
-    what the private helper did). The references use public names only, so that their bodies
-    run as solutions in a notebook (see `nbutils.lab.nbgrader`).
-    """
+    """{name: object} of the non-graded public globals the reference uses, and those its
+    private helpers use (the learner rewrites what a private helper did). References use
+    public names only, so their bodies run as solutions (`nbutils.lab.nbgrader`)."""
     node, _, module = _function_node(name)
     tree = ast.parse(inspect.getsource(module))
     private = {n.name: n for n in tree.body
