@@ -2,8 +2,8 @@
 
 dlib's ``dnn_face_recognition_ex.cpp`` network (99.38% on LFW), its CC0 weights read with
 NumPy alone (`nbutils._internal.dlib_format`) from ``face_recognition_models==0.3.0``. Two
-chips show the same person when their descriptors' Euclidean distance is below 0.6.
-Architecture (sizes for a 150x150 chip)::
+chips show the same person when their descriptors' Euclidean distance is below 0.6
+(`nbutils.faces.database.DISTANCE_THRESHOLD`). Architecture, for a 150x150 chip::
 
     (x - mean) / 256 per channel
     stem: conv 7x7/2, 32 -> relu -> max pool 3x3/2              150 -> 72 -> 35
@@ -17,10 +17,8 @@ Architecture (sizes for a 150x150 chip)::
     res block:  conv3x3 -> relu -> conv3x3 -> + input -> relu
     down block: conv3x3/2 -> relu -> conv3x3 -> + avg pool 2x2/2 of the input -> relu
 
-Each dlib ``affine`` (a frozen batch norm) is folded into the conv before it. dlib pads
-3x3 stride-1 convs by 1, stride-2 convs and pools by 0, and adds tensors of different shapes
-with zeros at the END (bottom rows, right columns, last channels): the shortcut gets zero
-channels, and in the 256 down blocks the conv branch gets a zero row and column.
+dlib's ``affine`` layers are folded into the convs before them; its padding and how it adds
+tensors of different shapes: `docs/design-notes.md`.
 """
 
 from __future__ import annotations

@@ -1,20 +1,14 @@
 """nbgrader source assignments: ``python -m nbutils.lab.exercises --format nbgrader``.
 
 `write_course` writes ``OUT/source/<assignment>/<notebook>.ipynb`` and
-``OUT/nbgrader_config.py``. Each notebook is the student copy of
-`nbutils.lab.exercises.make_student`, with the cell metadata of nbgrader 0.9 (schema 3):
-
-- each graded function is an autograded answer: the reference's signature and docstring,
-  then its body between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;
-- each check is an autograded test (locked, with points): the visible check, then the
-  check of hidden cases drawn from a secret seed, between ``### BEGIN HIDDEN TESTS`` and
-  ``### END HIDDEN TESTS``;
-- every other cell is read-only.
-
-The parameters are a preset's (default ``ci``, see `nbutils.lab.parameters`), so that every
-cell runs well within nbgrader's per-cell timeout (`CELL_TIMEOUT`). ``nbgrader
-generate_assignment`` then makes the release: stubs in place of the solutions, no hidden
-tests.
+``OUT/nbgrader_config.py``: the student copy of `nbutils.lab.exercises.make_student` with
+nbgrader 0.9's cell metadata (schema 3). Each graded function is an autograded answer (the
+reference's signature and docstring, then its body between ``### BEGIN SOLUTION`` and
+``### END SOLUTION``); each check is a locked autograded test with points (the visible
+check, then hidden cases from a secret seed between ``### BEGIN HIDDEN TESTS`` and
+``### END HIDDEN TESTS``); every other cell is read-only. The parameters are a preset's
+(default ``ci``, `nbutils.lab.parameters`), so every cell runs well within nbgrader's
+per-cell timeout (`CELL_TIMEOUT`). ``nbgrader generate_assignment`` then makes the release.
 """
 
 from __future__ import annotations

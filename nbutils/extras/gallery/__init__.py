@@ -6,7 +6,6 @@
         gallery.add("ann", ann_descriptors)                # (d,) or (k, d), one per photo
         gallery.identify(query)                            # -> Identification(distance, name|None)
         gallery.save()
-
     open_gallery("people_ann.npz", backend="ann")          # faiss IVF: 10^6 and beyond
     open_gallery("people.db", backend="milvus")            # Milvus Lite, in this process
     open_gallery("http://db-host:19530", backend="milvus")  # a Milvus server
