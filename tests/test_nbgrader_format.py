@@ -216,3 +216,24 @@ def test_cell_metadata_refuses_inconsistent_kinds():
         nbgrader.cell_metadata("solution", "a", points=1)
     with pytest.raises(ValueError, match="points"):
         nbgrader.cell_metadata("tests", "a")
+
+
+def test_every_planted_mistake_still_finds_its_line_in_the_reference():
+    """`make nbgrader-check` plants each of tools/nbgrader_roundtrip.py's MISTAKES in a
+    graded function's solution (its reference body): a reference rewritten so that the line
+    is gone would fail only there, after `make test`; this finds it in `make test`."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "nbgrader_roundtrip.py"
+    spec = importlib.util.spec_from_file_location("nbgrader_roundtrip", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while defining
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    assert module.MISTAKES
+    for mistake in module.MISTAKES:
+        body = "\n".join(exercises.reference_body_lines(mistake.name))
+        assert mistake.old in body, f"{mistake.name}'s reference no longer has {mistake.old!r}"

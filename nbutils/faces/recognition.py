@@ -149,8 +149,10 @@ def verify(image_path: Any, identity: str, database: Database, model=None,
         KeyError: ``identity`` is not in the database (the message lists the known names).
     """
     db = as_database(database)
-    db.require(identity)  # before the photo is encoded
-    dist, door_open = db.verify(img_to_encoding(image_path, model), identity, threshold)
+    db.require(identity)  # a KeyError naming the known people, before the photo is encoded
+    encoding = img_to_encoding(image_path, model)
+    dist = float(np.linalg.norm(db[identity] - encoding, axis=-1).min())
+    door_open = dist < threshold
     print(f"It's {identity}, welcome in!" if door_open else
           f"It's not {identity}, please go away")
     return dist, door_open
@@ -166,7 +168,10 @@ def who_is_it(image_path: Any, database: Database, model=None,
     """
     db = as_database(database)
     db.require_not_empty()  # before the photo is encoded
-    min_dist, identity = db.identify(img_to_encoding(image_path, model), threshold)
-    print("Not in the database." if identity is None else
-          f"It's {identity}, the distance is {min_dist:.3f}")
-    return min_dist, identity
+    encoding = img_to_encoding(image_path, model)
+    min_dist, identity = db.search(encoding)[0]
+    if min_dist >= threshold:
+        print("Not in the database.")
+        return float(min_dist), None
+    print(f"It's {identity}, the distance is {min_dist:.3f}")
+    return float(min_dist), identity
