@@ -75,10 +75,12 @@ from nbutils.vgg19 import load_vgg19
 # ### Settings
 #
 # `IMG_SIZE` is the side of the square images in pixels and `EPOCHS` the number of
-# optimisation steps. The defaults finish in a few minutes on a laptop CPU with a clearly
-# stylised result. The course's full setting is `IMG_SIZE = 400` and `EPOCHS = 2501`: edit
-# the two defaults below (about 45 minutes on a 2-core CPU: one step at 400 px takes about
-# 1 s). This cell is tagged `parameters`: papermill can override it without an edit
+# optimisation steps; `EPOCHS` also sets the length of the runs in sections 7 and 8. At the
+# defaults, on this project's 2-core CPU, section 6's 300 steps took 397 s (section 9's table
+# prints it: about 1.3 s a step at 256 px); `make notebooks` executed the whole notebook in
+# 899 s. The course's full setting is `IMG_SIZE = 400` and `EPOCHS = 2501`: a step at 400 px
+# takes about 3 s there (`benchmarks/nst_speed.py`: 300 steps in 940 s), so about 2 hours
+# for section 6 alone. This cell is tagged `parameters`: papermill can override it without an edit
 # (`papermill art_generation.ipynb out.ipynb -p IMG_SIZE 64 -p EPOCHS 3`), which is how the
 # test suite runs this very notebook small (`nbutils/lab/presets/ci.yaml`).
 
