@@ -347,12 +347,13 @@ for name, (_, history) in runs.items():
 # %% [markdown]
 # The jump in the coarse-to-fine curve is the switch of scale: the cost is then measured on
 # the larger image, and VGG19's deeper filters see every structure of the upsampled G at
-# twice the size it had when it was optimised. At 400 px that jump is most of the cost
-# (measured: 30 passes at 200 px, then upsampled, leave J near 19,000, almost all of it the
-# `block4_conv1` style term, against 56,000 at the start), and the full-size passes still
-# needed (about 27 against 37) cost about what the coarse passes saved. Cheaper passes pay
-# more here: `benchmarks/nst_speed.py` measures single-scale L-BFGS, its passes compiled by
-# XLA, reaching the cost of 300 course Adam steps in about a tenth of their time.
+# twice the size it had when it was optimised. Here, at `IMG_SIZE`, section 9's table shows
+# what the passes buy: L-BFGS's passes end below the J of section 6's Adam steps in a
+# fraction of their time. At the course's 400 px, `benchmarks/nst_speed.py` measured
+# single-scale L-BFGS, its passes compiled by XLA, reaching the cost of 300 Adam steps in
+# 0.11 of their time (38 passes in 99 s against 940 s on a 2-core CPU); a coarse scale did
+# not pay there, as the jump took back about what its cheap passes had saved
+# (`docs/design-notes.md`).
 #
 # ### Quality controls
 #
@@ -363,6 +364,10 @@ for name, (_, history) in runs.items():
 # - Also available: total-variation smoothing (`tv_weight`), style scale, other layers,
 #   average pooling, ImageNet preprocessing (`preprocess="imagenet"`: the input VGG19 was
 #   trained on), and the command line: `python -m nbutils.style --help`.
+#
+# The budgets below are not equal: the first image is the coarse-to-fine run above
+# (`passes` passes), the other three take half as many (`quick`) to save time. Compare
+# their colours and textures, not how finished they are.
 
 # %%
 mosaic_style = load_image(sample_image_path("style_mosaic"))
@@ -408,7 +413,9 @@ fig.savefig(output_path("art_generation_controls.png"), dpi=100)
 # same C and S at `IMG_SIZE`: the course loop of section 6, the L-BFGS run of section 8
 # (`stylize_fast` with section 8's pass budget) and the feed-forward networks at two
 # strengths, each with its wall-clock time and the course's $J$ (section 6's layers,
-# $\alpha$ and $\beta$) measured on its final image.
+# $\alpha$ and $\beta$) measured on its final image. (Section 6's last printed J differs a
+# little from the Adam row: the history records the J of G before each update, so its last
+# entry is one step before the final image measured here.)
 
 # %%
 start = time.perf_counter()

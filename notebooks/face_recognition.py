@@ -186,6 +186,18 @@ print("anchor = positive = negative, alpha = 5, m = 3 ->",
 # as a Keras model and loads its weights, read from the `face_recognition_models` package
 # (checked by SHA-256). Input: a 150 x 150 RGB chip with values 0..255. Output: 128 numbers,
 # not normalised. dlib's rule: same person when the distance is below **0.6**.
+#
+# The course uses 0.7. A threshold belongs to a model: it is a distance in that model's
+# embedding space, and the two spaces differ.
+#
+# | | the course's FaceNet | dlib's ResNet, used here |
+# | --- | --- | --- |
+# | embedding | 128 numbers, L2-normalised: on the unit sphere, distances in [0, 2] | 128 numbers, not normalised |
+# | trained with | the triplet loss ($\alpha = 0.2$) | dlib's metric loss: same person below 0.6 - 0.04, others above 0.6 + 0.04 (the file records both numbers) |
+# | "same person" | distance < 0.7 | distance < 0.6 (`DISTANCE_THRESHOLD`) |
+#
+# With this encoder, 0.7 would let in more strangers than dlib's 0.6: use the threshold
+# measured for the encoder you run.
 
 # %%
 # NBVAL_CHECK_OUTPUT
