@@ -9,10 +9,10 @@ from nbutils._internal.lazy import lazy_names
 
 __getattr__, __dir__, __all__ = lazy_names(__name__, {
     "align": ("CHIP_SIZE", "align_face"),
-    "database": ("DISTANCE_THRESHOLD", "DuplicateNameError", "EmptyDatabaseError",
-                 "FaceDatabase", "UnknownPersonError"),
+    "database": ("DISTANCE_THRESHOLD", "EMBEDDING_DIM", "DuplicateNameError",
+                 "EmptyDatabaseError", "FaceDatabase", "UnknownPersonError"),
     "detect": ("DetectedFace", "detect_faces"),
-    "encoder": ("EMBEDDING_DIM", "encode_chips", "load_face_encoder"),
+    "encoder": ("encode_chips", "load_face_encoder"),
     "enroll": ("FaceEncodingWarning", "database_from_folder", "enroll_photos"),
     "recognition": ("Face", "NoFaceFoundError", "find_faces", "img_to_encoding",
                     "largest_face_chip", "pairwise_distances", "pixel_distance", "verify",

@@ -28,7 +28,8 @@ from nbutils.faces.exact_index import SPARE_CANDIDATES, ExactIndex
 #: dlib's encoder's rule: same person when ||f(a) - f(b)|| < 0.6 (its model file records
 #: it, and `nbutils.faces.encoder` checks that it does). Every default threshold is this.
 DISTANCE_THRESHOLD = 0.6
-DEFAULT_DIM = 128
+#: The descriptor dimension d of dlib's encoder (`nbutils.faces.encoder`'s output).
+EMBEDDING_DIM = 128
 #: The longest name, in UTF-8 bytes, that every strategy stores (Milvus's VARCHAR bound).
 MAX_NAME_BYTES = 512
 _NAMES_SHOWN = 20
@@ -165,7 +166,7 @@ class FaceDatabase:
             (`nbutils.extras.gallery`) builds the faiss and Milvus ones.
     """
 
-    def __init__(self, dim: int | None = DEFAULT_DIM, *, index: SearchIndex | None = None):
+    def __init__(self, dim: int | None = EMBEDDING_DIM, *, index: SearchIndex | None = None):
         self.index: SearchIndex = ExactIndex(dim) if index is None else index
         if self.index.dim is None:
             self.index.dim = dim

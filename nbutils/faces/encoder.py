@@ -33,9 +33,7 @@ from nbutils._internal.dlib_format import INPUT_MEANS, Layer, read_face_resnet
 from nbutils._internal.weights.integrity import WeightsError, cached_conversion
 from nbutils._internal.weights.registry import FACE_RESNET
 from nbutils.faces.align import CHIP_SIZE
-from nbutils.faces.database import DISTANCE_THRESHOLD
-
-EMBEDDING_DIM = 128
+from nbutils.faces.database import DISTANCE_THRESHOLD, EMBEDDING_DIM
 
 CACHE_FILE = "dlib_face_resnet_v1.npz"
 # SHA-256 (see `arrays_digest`) of the converted arrays. The conversion is a transpose and

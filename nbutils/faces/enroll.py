@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from nbutils.faces.database import EmptyDatabaseError, FaceDatabase, check_name
+from nbutils.faces.database import EMBEDDING_DIM, EmptyDatabaseError, FaceDatabase, check_name
 from nbutils.faces.detect import DETECT_SIZE, check_detect_size
-from nbutils.faces.encoder import EMBEDDING_DIM, encode_chips
+from nbutils.faces.encoder import encode_chips
 from nbutils.faces.recognition import largest_face_chip
 from nbutils.images import IMAGE_EXTENSIONS
 

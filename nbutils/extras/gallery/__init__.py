@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nbutils.extras.gallery.errors import BackendNotInstalledError, GalleryConnectionError
-from nbutils.faces.database import DEFAULT_DIM, FaceDatabase, SearchIndex
+from nbutils.faces.database import EMBEDDING_DIM, FaceDatabase, SearchIndex
 from nbutils.faces.exact_index import ExactIndex
 
 #: The backends ``open_gallery`` knows, default first.
@@ -31,7 +31,7 @@ __all__ = ["BACKENDS", "BackendNotInstalledError", "GalleryConnectionError", "op
 
 
 def open_gallery(location: str | os.PathLike, backend: str = "exact", *,
-                 dim: int = DEFAULT_DIM, **options: Any) -> FaceDatabase:
+                 dim: int = EMBEDDING_DIM, **options: Any) -> FaceDatabase:
     """The `FaceDatabase` at ``location``, searched by one backend (new if nothing is there).
 
     Args:

@@ -25,7 +25,7 @@ import numpy as np
 
 from nbutils._internal.atomic import atomic_write
 from nbutils.extras.gallery.errors import BackendNotInstalledError
-from nbutils.faces.database import DEFAULT_DIM
+from nbutils.faces.database import EMBEDDING_DIM
 from nbutils.faces.exact_index import read_saved
 
 FORMAT_VERSION = 1
@@ -83,7 +83,7 @@ class AnnIndex:
         max_bytes: the largest file accepted (None: 1 GiB, ~2 million descriptors).
     """
 
-    def __init__(self, path: str | os.PathLike, dim: int = DEFAULT_DIM, *,
+    def __init__(self, path: str | os.PathLike, dim: int = EMBEDDING_DIM, *,
                  nprobe: int | None = None, train_at: int = DEFAULT_TRAIN_AT,
                  max_bytes: int | None = None) -> None:
         for option, value in (("nprobe", nprobe), ("train_at", train_at)):

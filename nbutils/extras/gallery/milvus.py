@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from nbutils.extras.gallery.errors import BackendNotInstalledError, GalleryConnectionError
-from nbutils.faces.database import DEFAULT_DIM, MAX_NAME_BYTES
+from nbutils.faces.database import EMBEDDING_DIM, MAX_NAME_BYTES
 
 _FIELDS = ("id", "name", "name_key", "vector")
 _REWRITE_SUFFIX = "__rewrite"
@@ -80,7 +80,7 @@ class MilvusIndex:
         ValueError: a bad option, or an existing collection that is not a face gallery.
     """
 
-    def __init__(self, uri: str | os.PathLike, dim: int = DEFAULT_DIM, *,
+    def __init__(self, uri: str | os.PathLike, dim: int = EMBEDDING_DIM, *,
                  collection: str = "faces", token: str = "", index_type: str = "AUTOINDEX",
                  search_params: dict[str, Any] | None = None, timeout: float = 5.0) -> None:
         uri = os.fspath(uri)
