@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from nbutils.extras.glyphs import make_glyph_dataset
 from nbutils.siamese.evaluate import one_shot_table
-from nbutils.siamese.glyphs import make_glyph_dataset
 from nbutils.siamese.model import embed, train_encoder
 
 

@@ -37,10 +37,10 @@
 import numpy as np
 import tensorflow as tf
 
+from nbutils.extras.glyphs import make_glyph_dataset, sample_grid
 from nbutils.plots import plot_embedding_2d, plot_training_curves, show_images
 from nbutils.settings import output_path
 from nbutils.siamese.evaluate import one_shot_table, pca_project
-from nbutils.siamese.glyphs import make_glyph_dataset, sample_grid
 from nbutils.siamese.mining import MINING_STRATEGIES
 from nbutils.siamese.model import embed, train_encoder
 from nbutils.siamese.verification import (
@@ -61,8 +61,9 @@ from nbutils.siamese.verification import (
 #
 # `STEPS` training steps per encoder (64 images each; `benchmarks/one_shot.py` uses 1500),
 # `PER_CLASS` renderings per character,
-# `EPISODES` one-shot episodes per score. The defaults take about five minutes on a 2-core
-# CPU; the test suite runs the same cells small by overriding this `parameters` cell with
+# `EPISODES` one-shot episodes per score. The two training cells are the long ones: at the
+# defaults, on this project's 2-core CPU, each prints its epochs as they pass, 30 to 42 s
+# each. The test suite runs the same cells small by overriding this `parameters` cell with
 # papermill (`nbutils/lab/presets/ci.yaml`).
 
 # %% tags=["parameters"]

@@ -9,7 +9,7 @@ import pytest
 from fontTools.ttLib import TTFont
 from PIL import Image
 
-from nbutils.siamese import glyphs
+from nbutils.extras import glyphs
 
 PER_CLASS = 60  # enough samples for class means steady enough to compare (see below)
 

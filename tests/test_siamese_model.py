@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from nbutils.extras.glyphs import make_glyph_dataset
 from nbutils.siamese.evaluate import one_shot_accuracy
-from nbutils.siamese.glyphs import make_glyph_dataset
 from nbutils.siamese.model import (
     build_encoder,
     embed,

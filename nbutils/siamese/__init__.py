@@ -1,12 +1,12 @@
-"""Training a Siamese encoder with the triplet loss, offline: a generated one-shot dataset
-of character glyphs, triplet mining, N-way one-shot evaluation, and verification learned
-as binary classification. Each name below imports its module on first use."""
+"""Training a Siamese encoder with the triplet loss, offline: triplet mining, N-way one-shot
+evaluation, and verification learned as binary classification (the dataset of rendered
+character glyphs is `nbutils.extras.glyphs`). Each name below imports its module on first
+use."""
 
 from nbutils._internal.lazy import lazy_names
 
 __getattr__, __dir__, __all__ = lazy_names(__name__, {
     "evaluate": ("one_shot_accuracy", "one_shot_table"),
-    "glyphs": ("GlyphDataset", "make_glyph_dataset", "sample_grid"),
     "mining": ("MINING_STRATEGIES", "TripletMiningLoss", "batch_all_triplet_loss",
                "batch_hard_triplet_loss", "random_triplet_loss", "sample_random_triplets",
                "semi_hard_triplet_loss"),
