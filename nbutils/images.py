@@ -6,6 +6,7 @@ message names the file, says what went wrong and what to do about it.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -53,9 +54,11 @@ class ImageNotFoundError(ImageError, FileNotFoundError):
 # --------------------------------------------------------------------------- loading
 
 
-def load_image(source: Any, size: int | tuple[int, int] | None = None) -> np.ndarray:
-    """A ``float32`` (H, W, 3) RGB array in [0, 1] from a path, a PIL image or an (H, W),
-    (H, W, 1), (H, W, 3) or (H, W, 4) array.
+def load_image(source: Any, size: int | tuple[int, int] | None = None, *,
+               name: str = "uploaded file") -> np.ndarray:
+    """A ``float32`` (H, W, 3) RGB array in [0, 1] from a path, a PIL image, the bytes of an
+    image file (``name`` names them in errors, e.g. an upload widget's file name) or an
+    (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array.
 
     uint8 is divided by 255, uint16 and 32-bit integer files by 65535 (which they must not
     exceed), bool maps to {0, 1}; alpha is composited onto white; EXIF orientation applied.
@@ -72,6 +75,10 @@ def load_image(source: Any, size: int | tuple[int, int] | None = None) -> np.nda
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         rgb = _pil_to_rgb_float(_open_file(path), str(path))
+    elif isinstance(source, (bytes, bytearray, memoryview)):  # e.g. an uploaded file
+        if len(source) == 0:
+            raise ImageError(f"'{name}' is empty (0 bytes), not an image. Upload it again.")
+        rgb = _pil_to_rgb_float(_decode(io.BytesIO(source), name), name)
     elif isinstance(source, Image.Image):
         name = getattr(source, "filename", "") or ""
         rgb = _pil_to_rgb_float(_prepare_pil(source, name), name)
@@ -125,23 +132,29 @@ def _open_file(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageError(f"'{path}' is an empty file (0 bytes), not an image. Save or copy "
                          "the image again.")
+    return _decode(path, str(path))
+
+
+def _decode(file: Path | io.BytesIO, name: str) -> Image.Image:
+    """Open, bound (`MAX_PIXELS`, from the header), decode and EXIF-orient ``file``, named
+    ``name`` in errors."""
     try:
         with warnings.catch_warnings():
             # The size limit is enforced below with MAX_PIXELS instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _check_dimensions(image.size, str(path))
-                return _prepare_pil(image, str(path))
+            with Image.open(file) as image:
+                _check_dimensions(image.size, name)
+                return _prepare_pil(image, name)
     except UnidentifiedImageError as err:
         raise ImageError(
-            f"'{path}' is not an image file Pillow can read. "
+            f"'{name}' is not an image file Pillow can read. "
             "Use a JPEG, PNG, BMP, GIF, TIFF or WebP image."
         ) from err
     except Image.DecompressionBombError as err:
-        raise _too_large_error(str(path)) from err
+        raise _too_large_error(name) from err
     except OSError as err:
         raise ImageError(
-            f"Could not read '{path}' ({err}). Check that the file is readable "
+            f"Could not read '{name}' ({err}). Check that the file is readable "
             "(permissions) and not still being written."
         ) from err
 

@@ -463,3 +463,33 @@ def test_empty_file(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="empty file") as err:
         load_image(path)
     assert path.name in str(err.value)
+
+
+def test_bytes_of_a_file_load_like_the_file(tmp_path: Path) -> None:
+    """An upload widget hands over the file's bytes: the same pixels as the path gives."""
+    path = _real_jpeg(tmp_path / "photo.jpg", shape=(12, 16))
+    data = path.read_bytes()
+    expected = load_image(path)
+    for source in (data, bytearray(data), memoryview(data)):
+        np.testing.assert_array_equal(load_image(source, name="photo.jpg"), expected)
+    assert load_image(data, (6, 8)).shape == (6, 8, 3)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image at all", "cut"])
+def test_bad_bytes_name_the_upload(tmp_path: Path, data: bytes | str) -> None:
+    if data == "cut":
+        data = _real_jpeg(tmp_path / "x.jpg").read_bytes()[:300]
+    with pytest.raises(ImageError, match="holiday.jpg"):
+        load_image(data, name="holiday.jpg")
+
+
+def test_bytes_over_max_pixels_are_refused_from_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _real_jpeg(tmp_path / "big.jpg", shape=(20, 30)).read_bytes()
+    monkeypatch.setattr(images_module, "MAX_PIXELS", 500)
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self))
+    with pytest.raises(ImageError, match="too large"):
+        load_image(data, name="big.jpg")
+    assert decoded == []  # refused before any pixel was decoded
