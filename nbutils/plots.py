@@ -1,4 +1,5 @@
-"""Plots a learner would rather look at than read: image grids and cost curves."""
+"""Plots a learner would rather look at than read: image grids, face detections, cost and
+error curves."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def show_images(images: Sequence[Any], titles: Sequence[str] | None = None,
@@ -37,6 +39,43 @@ def show_images(images: Sequence[Any], titles: Sequence[str] | None = None,
         if titles is not None:
             ax.set_title(titles[i])
     fig.tight_layout()
+    return fig
+
+
+#: Colour of each of MTCNN's five landmarks (`nbutils.faces.detect.LANDMARK_NAMES` order:
+#: image-left eye, image-right eye, nose tip, image-left and image-right mouth corners).
+LANDMARK_COLOURS = ("tab:blue", "tab:blue", "tab:orange", "tab:red", "tab:red")
+
+
+def show_detections(images: Sequence[Any], detections: Sequence[Sequence[Any]],
+                    titles: Sequence[str] | None = None, ncols: int | None = None,
+                    size: float = 4.0) -> Figure:
+    """Photos with what a face detector found on each: a numbered box per face, labelled
+    with its confidence, and its five landmarks as dots (eyes blue, nose orange, mouth
+    corners red).
+
+    Args:
+        images: the photos, as `show_images` takes them.
+        detections: one list per photo of `nbutils.faces.detect.DetectedFace` (or
+            `nbutils.faces.recognition.Face`, whose ``detection`` is used); [] for none.
+        titles, ncols, size: as in `show_images`.
+    """
+    if len(detections) != len(images):
+        raise ValueError(f"one list of detections per image: {len(images)} images, "
+                         f"{len(detections)} lists")
+    fig = show_images(images, titles, ncols, size)
+    for ax, faces in zip(fig.axes, detections, strict=False):
+        for i, face in enumerate(faces):
+            face = getattr(face, "detection", face)
+            left, top, right, bottom = face.box
+            ax.add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False,
+                                       edgecolor="lime", linewidth=2))
+            ax.annotate(f"{i}: {face.confidence:.2f}", (left, top), xytext=(0, 3),
+                        textcoords="offset points", color="black", fontsize=9,
+                        bbox={"boxstyle": "square,pad=0.15", "color": "lime"})
+            x, y = np.asarray(face.landmarks, dtype=float).T
+            ax.scatter(x, y, s=16, c=LANDMARK_COLOURS, edgecolors="white", linewidths=0.6,
+                       zorder=3)
     return fig
 
 
@@ -155,5 +194,51 @@ def plot_cost_vs_time(histories: Mapping[str, Mapping[str, Sequence[float]]]) ->
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold(genuine: Sequence[float], impostor: Sequence[float],
+                   threshold: float) -> Figure:
+    """The rule "same person when distance < threshold" on labelled pairs: the two
+    distributions of distances with the threshold line, and the ROC curve of the rule with
+    the point this threshold picks, (FAR, TAR).
+
+    Args:
+        genuine: distances of pairs of one person (a false reject: at or beyond threshold).
+        impostor: distances of pairs of two people (a false accept: below threshold).
+        threshold: the distance threshold.
+    """
+    from nbutils.siamese.verification import auc, distance_roc
+
+    genuine = np.asarray(genuine, dtype=float).ravel()
+    impostor = np.asarray(impostor, dtype=float).ravel()
+    far = float(np.mean(impostor < threshold))
+    tar = float(np.mean(genuine < threshold))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8),
+                                   gridspec_kw={"width_ratios": [1.6, 1]})
+    top = max(genuine.max(), impostor.max(), threshold) * 1.05
+    bins = np.linspace(0.0, top, 41)
+    ax1.hist(genuine, bins, color="tab:green", alpha=0.6,
+             label=f"same person ({len(genuine)} pairs)")
+    ax1.hist(impostor, bins, color="tab:purple", alpha=0.6,
+             label=f"different people ({len(impostor)} pairs)")
+    ax1.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.2f}")
+    ax1.set(xlabel="distance between the two descriptors", ylabel="pairs",
+            title="accepted: left of the line")
+    ax1.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax1.legend(fontsize=8)
+    distances = np.r_[genuine, impostor]
+    same = np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)]
+    fpr, tpr, _ = distance_roc(distances, same)
+    ax2.plot(fpr, tpr, label=f"distance rule (AUC = {auc(fpr, tpr):.3f})")
+    ax2.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    ax2.scatter([far], [tar], s=60, color="black", zorder=3,
+                label=f"threshold {threshold:.2f}: FAR {far:.2f}, TAR {tar:.2f}")
+    ax2.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), aspect="equal",
+            xlabel="false-accept rate (FAR)", ylabel="true-accept rate (TAR)", title="ROC")
+    ax2.legend(loc="lower right", fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
