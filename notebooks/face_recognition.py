@@ -697,8 +697,7 @@ for question in answers["exact"]:
 # ## 8 - Optional: widgets to play with
 #
 # Two controls for a live notebook (JupyterLab or Jupyter Notebook, with `ipywidgets`; the
-# `notebooks` extra installs it). Each calls a plain function (`nbutils.faces.threshold`,
-# `nbutils.extras.widgets`) and prints what it finds; when nobody touches the control, as
+# `notebooks` extra installs it). Each calls a plain function (`nbutils.extras.widgets`) and prints what it finds; when nobody touches the control, as
 # when the notebook runs headless, that function runs once with the default value.
 #
 # **The threshold of section 4.7.** Drag the slider: the counts of false accepts and false
@@ -706,16 +705,10 @@ for question in answers["exact"]:
 # distances were computed once, in section 4.7; only the counting and the figure are redone.
 
 # %%
-from ipywidgets import FloatSlider, fixed, interact
-
-from nbutils.extras.widgets import face_upload
-from nbutils.faces.threshold import show_threshold
+from nbutils.extras.widgets import face_upload, threshold_slider
 
 # %% tags=["widget"]
-interact(show_threshold,
-         threshold=FloatSlider(value=DISTANCE_THRESHOLD, min=0.2, max=1.0, step=0.01,
-                               readout_format=".2f", continuous_update=False),
-         genuine=fixed(genuine_distances), impostor=fixed(impostor_distances));
+threshold_slider(genuine_distances, impostor_distances)
 
 # %% [markdown]
 # **Your own photo.** Upload a JPEG or PNG: every face found in it is drawn with its box and

@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nbutils.extras.widgets import face_upload, show_identities  # noqa: E402
+from nbutils.extras.widgets import face_upload, show_identities, threshold_slider  # noqa: E402
 from nbutils.faces.detect import DetectedFace  # noqa: E402
-from nbutils.faces.threshold import show_threshold, threshold_errors  # noqa: E402
+from nbutils.faces.threshold import threshold_errors  # noqa: E402
 from nbutils.plots import LANDMARK_COLOURS, plot_threshold, show_detections  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "face_recognition.py"
@@ -81,9 +81,12 @@ def test_plot_threshold_marks_the_line_and_the_roc_point():
     assert (0.4, 1.0) in set(zip(curve.get_xdata(), curve.get_ydata(), strict=True))
 
 
-def test_show_threshold_prints_the_counts(capsys):
-    show_threshold(0.45, GENUINE, IMPOSTOR)
-    assert capsys.readouterr().out.startswith("threshold 0.45: 0 false accepts")
+def test_the_threshold_slider_prints_the_counts_and_follows_the_slider(capsys):
+    widget = threshold_slider(GENUINE, IMPOSTOR, 0.45)
+    assert "threshold 0.45: 0 false accepts" in capsys.readouterr().out
+    widget.children[0].value = 0.75
+    out = capsys.readouterr().out
+    assert "threshold 0.75: 2 false accepts of 5 pairs" in out, out
 
 
 def test_the_upload_widget_without_an_upload_says_to_upload(capsys):
@@ -127,5 +130,5 @@ def test_the_notebook_widget_cells_are_tagged():
     cells = [c for c in jupytext.read(NOTEBOOK).cells
              if "widget" in c.metadata.get("tags", [])]
     assert len(cells) == 2
-    assert {"show_threshold", "face_upload"} == {
-        name for c in cells for name in ("show_threshold", "face_upload") if name in c.source}
+    assert {"threshold_slider", "face_upload"} == {
+        name for c in cells for name in ("threshold_slider", "face_upload") if name in c.source}

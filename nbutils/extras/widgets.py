@@ -8,29 +8,61 @@ called: the rest of nbutils never needs it.
     style_uploads(images)          upload buttons for your content and style images
     style_knobs(images, vgg)       sliders for alpha, beta, the style-layer weights and TV
     strength_slider(images)        the feed-forward network's strength, live
+    threshold_slider(gen, imp)     the face distance threshold: errors and the ROC point
     face_upload(database, model)   an upload button for your photo, against a database
 """
 
 from __future__ import annotations
 
+import io
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 
 from nbutils.extras.fast_style import stylize_fast
 from nbutils.extras.feedforward import stylize_feedforward
 from nbutils.faces.database import DISTANCE_THRESHOLD
 from nbutils.faces.encoder import encode_chips
 from nbutils.faces.recognition import Database, as_database, find_faces, load_rgb_uint8
+from nbutils.faces.threshold import threshold_errors
 from nbutils.images import ImageError, load_image
-from nbutils.plots import show_detections, show_images
+from nbutils.plots import plot_threshold, show_detections, show_images
 from nbutils.style.costs import STYLE_LAYERS
 
 ROLES = ("content", "style")
+
+
+def show_png(fig: Figure) -> None:
+    """Display ``fig`` as a PNG and close it. Widget callbacks draw through this rather than
+    the inline backend: with the notebooks' JPEG figure format, a figure redrawn inside a
+    callback sometimes reached the browser as a blank image (`tools/browser_check.py`)."""
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    display(Image(buffer.getvalue()))
+
+
+def threshold_slider(genuine: Sequence[float], impostor: Sequence[float],
+                     value: float = DISTANCE_THRESHOLD) -> Any:
+    """A slider over the distance threshold: `threshold_errors` printed and
+    `plot_threshold` drawn at each value (nbutils.faces.threshold)."""
+    import ipywidgets as widgets
+
+    def run(threshold: float) -> None:
+        print(threshold_errors(genuine, impostor, threshold))
+        show_png(plot_threshold(genuine, impostor, threshold))
+
+    return widgets.interactive(run, threshold=widgets.FloatSlider(
+        value, min=0.2, max=1.0, step=0.01, readout_format=".2f", continuous_update=False,
+        description="threshold"))
 
 
 def _last_upload(upload: Any) -> tuple[str, bytes] | None:
@@ -64,9 +96,8 @@ def style_uploads(images: dict[str, np.ndarray], size: int = 256) -> Any:
                 except ImageError as err:
                     print(f"{role}: {err}")
             stylised = stylize_feedforward(images["content"], images["style"])
-            show_images([images["content"], images["style"], stylised],
-                        ["content", "style", "feed-forward"], size=3)
-            plt.show()
+            show_png(show_images([images["content"], images["style"], stylised],
+                                 ["content", "style", "feed-forward"], size=3))
 
     for upload in uploads.values():
         upload.observe(update, names="value")
@@ -92,9 +123,8 @@ def style_knobs(images: dict[str, np.ndarray], vgg: keras.Model | None = None,
         print(f"alpha {alpha:.3g}, beta {beta:.3g}, TV {tv_weight:.3g}: "
               f"J_content {history['content'][-1]:.4g}, J_style {history['style'][-1]:.4g}, "
               f"J {history['best_total']:.4g}")
-        show_images([load_image(images["content"], size), image], ["content", "result"],
-                    size=3)
-        plt.show()
+        show_png(show_images([load_image(images["content"], size), image],
+                             ["content", "result"], size=3))
 
     layers = {name: widgets.FloatSlider(weight, min=0.0, max=1.0, step=0.05, description=name,
                                         continuous_update=False)
@@ -115,8 +145,7 @@ def strength_slider(images: dict[str, np.ndarray]) -> Any:
         change = np.abs(image - load_image(images["content"], image.shape[:2])).mean()
         print(f"strength {strength:.2f}: mean |G - C| = {change:.3f} "
               f"({time.perf_counter() - start:.2f} s)")
-        show_images([image], [f"strength {strength:.2f}"], size=4)
-        plt.show()
+        show_png(show_images([image], [f"strength {strength:.2f}"], size=4))
 
     return widgets.interactive(run, strength=widgets.FloatSlider(
         1.0, min=0.0, max=1.0, step=0.05, description="strength"))
@@ -141,8 +170,7 @@ def show_identities(photo: tuple[str, Any], database: Database, model=None,
         distance, person = database.search(descriptor)[0]
         verdict = person if distance < threshold else f"nobody (not below {threshold})"
         print(f"{name}, face {i}: closest to {person} at distance {distance:.2f} -> {verdict}")
-    show_detections([image], [faces], [name], size=5.0)
-    plt.show()
+    show_png(show_detections([image], [faces], [name], size=5.0))
 
 
 def face_upload(database: Database, model=None, default: str | Path | None = None,

@@ -14,7 +14,7 @@ __getattr__, __dir__, __all__ = lazy_names(__name__, {
     "detect": ("DetectedFace", "detect_faces"),
     "encoder": ("encode_chips", "load_face_encoder"),
     "enroll": ("FaceEncodingWarning", "database_from_folder", "enroll_photos"),
-    "threshold": ("ThresholdErrors", "show_threshold", "threshold_errors"),
+    "threshold": ("ThresholdErrors", "threshold_errors"),
     "recognition": ("Face", "NoFaceFoundError", "find_faces", "img_to_encoding",
                     "largest_face_chip", "pairwise_distances", "pixel_distance", "verify",
                     "who_is_it"),

@@ -1,8 +1,8 @@
 """Choosing a distance threshold: the false accepts and false rejects that "same person
 when distance < threshold" makes on labelled pairs, and where it puts the ROC point.
 
-`show_threshold` prints and draws them; it runs the same from a cell or from an
-``ipywidgets.interact`` slider.
+`nbutils.plots.plot_threshold` draws them; `nbutils.extras.widgets.threshold_slider` moves
+the threshold live.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from nbutils.plots import plot_threshold
 
 
 def _count(n: int, what: str) -> str:
@@ -61,11 +59,3 @@ def threshold_errors(genuine: Sequence[float], impostor: Sequence[float],
         raise ValueError("need at least one pair of one person and one of two people")
     return ThresholdErrors(float(threshold), int(np.sum(impostor < threshold)),
                            int(np.sum(genuine >= threshold)), len(impostor), len(genuine))
-
-
-def show_threshold(threshold: float, genuine: Sequence[float],
-                   impostor: Sequence[float]) -> None:
-    """Print `threshold_errors` and draw `nbutils.plots.plot_threshold` (returns None, so
-    ``interact`` shows the figure once)."""
-    print(threshold_errors(genuine, impostor, threshold))
-    plot_threshold(genuine, impostor, threshold)
