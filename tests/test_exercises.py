@@ -132,3 +132,10 @@ def test_single_line_import_rewritten_and_magics_kept(tmp_path):
     student, names = exercises.make_student(nbformat.read(path, as_version=4))
     assert names == ["total_cost"]
     assert student.cells[1].source == "%matplotlib inline\nfrom nbutils.style import STYLE_LAYERS"
+
+
+@pytest.mark.parametrize("deep", ["x = " + "not " * 10_000 + "1", "x = " + "-" * 10_000 + "1"])
+def test_a_cell_nested_too_deeply_to_parse_is_left_as_it_is(tmp_path, deep):
+    path = fixture_notebook(tmp_path / "nb.ipynb", deep, "from nbutils.style import total_cost")
+    student, names = exercises.make_student(nbformat.read(path, as_version=4))
+    assert names == ["total_cost"] and student.cells[1].source == deep

@@ -9,10 +9,13 @@ import io
 import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -20,6 +23,7 @@ from nbutils.extras.cli import faces_checks as cli
 from nbutils.extras.cli.faces import build_parser, main
 from nbutils.extras.gallery import open_gallery
 from nbutils.faces.database import DISTANCE_THRESHOLD
+from nbutils.images import MAX_PIXELS
 from nbutils.samples import real_photo_path
 
 
@@ -237,3 +241,76 @@ def test_a_usage_error_is_reported_before_tensorflow_is_imported(small: dict[str
                           timeout=120)
     assert done.stdout.split("\n")[0] == "2 []", (done.stdout, done.stderr)
     assert "does not exist" in done.stderr
+
+
+# ------------------------------------------------------ huge photos, unwritable --save-db
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A small valid PNG whose header claims ``width`` x ``height`` (its CRC fixed)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    header = struct.pack(">II", width, height) + data[24:29]  # IHDR: size, then 5 bytes
+    data[16:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("side", [11_000, 20_000])  # over Pillow's warning, over its error
+def test_a_photo_claiming_a_huge_size_is_one_error_line(small: dict[str, Path],
+                                                        side: int) -> None:
+    photo = png_claiming(small["root"] / "huge.png", side, side)
+    done = subprocess.run([sys.executable, "-m", "nbutils.faces", "identify",
+                           str(small["known"]), str(photo)],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {photo} is too large: " + (f"{side} x {side} pixels, " if side == 11_000
+                                            else "") + f"more than MAX_PIXELS = {MAX_PIXELS:,}; "
+        "downscale it first"], done.stderr
+
+
+def test_a_save_db_folder_that_cannot_be_written_is_found_by_trying(
+        no_model: None, small: dict[str, Path], unwritable_folder: Path) -> None:
+    known, photo = str(small["known"]), str(small["photo"])
+    for target in (unwritable_folder / "g.npz", unwritable_folder / "new" / "g.npz"):
+        assert_one_error(["identify", known, photo, "--save-db", str(target)], "--save-db",
+                         str(target), f"cannot write in {unwritable_folder}")
+    assert list(unwritable_folder.iterdir()) == []  # the probe left nothing
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="Linux's /sys")
+def test_a_save_db_where_no_file_can_be_made_even_by_root(no_model: None,
+                                                          small: dict[str, Path]) -> None:
+    """/sys takes no new files whatever its mode says (root's os.access says yes)."""
+    known, photo = str(small["known"]), str(small["photo"])
+    assert_one_error(["identify", known, photo, "--save-db", "/sys/kernel/gallery.npz"],
+                     "--save-db /sys/kernel/gallery.npz", "cannot write in /sys/kernel")
+
+
+def test_a_save_db_that_fails_after_the_work_is_one_error_line(
+        small: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder is replaced by a file while the photos are encoded (the encoding is
+    faked here): the save fails, and says so in one line naming the target."""
+    import nbutils.faces.enroll as enroll_module
+    from nbutils.faces.database import EMBEDDING_DIM, FaceDatabase
+
+    folder = small["root"] / "galleries"
+    folder.mkdir()
+    target = folder / "people.npz"
+
+    def encode_and_lose_the_folder(*args: object, **kwargs: object) -> FaceDatabase:
+        folder.rmdir()
+        folder.write_text("a file where the folder was")
+        database = FaceDatabase()
+        database.add("ann", np.full(EMBEDDING_DIM, EMBEDDING_DIM ** -0.5))
+        return database
+
+    monkeypatch.setattr(cli, "encoder", lambda: None)
+    monkeypatch.setattr(enroll_module, "database_from_folder", encode_and_lose_the_folder)
+    status, out, err = run(["identify", str(small["known"]), str(small["photo"]),
+                            "--save-db", str(target)])
+    assert (status, out) == (2, "") and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: --save-db {target} could not be written: "), err
+    assert f"{folder} is a file, not a folder" in err

@@ -1,9 +1,11 @@
 """The grader (`python -m nbutils.lab.grade`): completed, blank and wrong notebooks get their
 scores, and every way found to get the points without the work scores 0."""
 
+import hashlib
 import importlib
 import inspect
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -11,7 +13,7 @@ import pytest
 from conftest import fixture_notebook
 
 from nbutils.lab import exercises, grade
-from nbutils.lab.checks import GRADED
+from nbutils.lab.checks import EXERCISES, GRADED
 
 NAMES = ["gram_matrix", "total_cost", "triplet_loss"]
 STUDENT = Path(__file__).resolve().parent.parent / "notebooks" / "art_generation.py"
@@ -161,21 +163,26 @@ def test_cheating_scores_zero(tmp_path, bodies, extra, reasons):
 
 def test_hidden_cases_not_readable_from_the_kernel(tmp_path):
     """The inputs an answer is graded on are out of the kernel's reach: there, the checks
-    run with the seeds it can guess, never the grader's."""
-    spy = ("def gram_matrix(A):\n    import hashlib, sys\n"
-           "    where = 'grader' if sys.argv[0].endswith('answers.py') else 'kernel'\n"
-           "    with open(f'seen_by_{where}.txt', 'a') as f:\n"
+    run with the seeds it can guess, never the grader's (whose cases the kernel's last cell
+    is given, to count the ones it saw)."""
+    seed = 987654321
+    hidden = {hashlib.sha256(case[1][0].numpy().tobytes()).hexdigest()
+              for case in EXERCISES["gram_matrix"].cases(seed)}
+    spy = ("def gram_matrix(A):\n    import hashlib\n"
+           "    with open('seen.txt', 'a') as f:\n"
            "        f.write(hashlib.sha256(A.numpy().tobytes()).hexdigest() + '\\n')\n"
            "    return A @ tf.transpose(A)")
     kernel = ("from nbutils.lab.checks import check_gram_matrix\n"
-              "for seed in [None, *range(50)]:\n    check_gram_matrix(gram_matrix, seed=seed)")
+              "for seed in [None, *range(50)]:\n    check_gram_matrix(gram_matrix, seed=seed)\n"
+              f"seen, hidden = set(open('seen.txt').read().split()), {sorted(hidden)!r}\n"
+              "raise RuntimeError(f'saw {len(seen)}, hidden {len(seen & set(hidden))}')")
     path = student_notebook(tmp_path, "spy", {**COMPLETED, "gram_matrix": spy}, after=[kernel])
-    result, by_name = graded(path, ("seed", 987654321))
-    assert by_name["gram_matrix"]["passed"] and not result["cell_errors"], result
-    grader = set((tmp_path / "seen_by_grader.txt").read_text().split())
-    kernel = set((tmp_path / "seen_by_kernel.txt").read_text().split())
-    assert len(grader) >= 5 and len(kernel) >= 50
-    assert not grader & kernel
+    result, by_name = graded(path, ("seed", seed))
+    assert by_name["gram_matrix"]["passed"], result
+    assert len(hidden) >= 5
+    [error] = result["cell_errors"]
+    seen, overlap = re.fullmatch(r"RuntimeError: saw (\d+), hidden (\d+)", error["error"]).groups()
+    assert int(seen) >= 50 and int(overlap) == 0, error
 
 
 def test_a_kernel_that_dies_is_reported_and_the_answers_graded(tmp_path, capsys):

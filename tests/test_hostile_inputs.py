@@ -538,3 +538,62 @@ def test_the_option_converters_refuse_exactly_the_bad_values():
                           (weight, "-1")):
         with pytest.raises(argparse.ArgumentTypeError, match="must be"):
             convert(text)
+
+
+# ------------------------------------------------------------ prepare --cache-dir DIR
+
+
+class Fetched(AssertionError):
+    pass
+
+
+@pytest.fixture
+def prepare_until_fetch(monkeypatch):
+    """``python -m nbutils.prepare``'s main, stopped at its first download: (status,
+    stderr lines), or Fetched when the folder check let it through."""
+    from nbutils import prepare
+    from nbutils._internal.cache import CACHE_ENV
+    from nbutils._internal.weights import download
+
+    def fetch(*args, **kwargs):
+        raise Fetched("the download started before the folder was checked")
+
+    monkeypatch.setattr(download, "fetch", fetch)
+    monkeypatch.setenv(CACHE_ENV, "unset-by-the-test")  # main sets it; this restores it
+
+    def run(folder: Path, capsys) -> tuple[int, list[str]]:
+        code = prepare.main(["--cache-dir", str(folder)])
+        return code, capsys.readouterr().err.splitlines()
+
+    return run
+
+
+def test_a_cache_dir_that_is_a_file_or_under_one_is_refused_before_any_download(
+        tmp_path, capsys, prepare_until_fetch):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file")
+    for folder in (notes, notes / "cache"):
+        code, err = prepare_until_fetch(folder, capsys)
+        assert (code, err) == (2, [f"error: --cache-dir {folder} cannot be used: {notes} is "
+                                   "not a folder (a file is in the way)"])
+    assert notes.read_text() == "a file"
+    with pytest.raises(Fetched):  # and a folder beside it is fine
+        prepare_until_fetch(tmp_path / "cache", capsys)
+
+
+def test_a_cache_dir_that_cannot_be_created_is_refused_before_any_download(
+        tmp_path, capsys, prepare_until_fetch):
+    folder = tmp_path / "new" / ("x" * 300)  # longer than any file system's name limit
+    code, err = prepare_until_fetch(folder, capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: --cache-dir {folder} cannot be used: cannot create x")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_read_only_cache_dir_is_refused_before_any_download(
+        capsys, prepare_until_fetch, unwritable_folder):
+    for folder in (unwritable_folder, unwritable_folder / "cache"):
+        code, err = prepare_until_fetch(folder, capsys)
+        assert code == 2 and len(err) == 1, err
+        assert err[0].startswith(f"error: --cache-dir {folder} cannot be used: cannot "
+                                 f"write in {unwritable_folder} (")

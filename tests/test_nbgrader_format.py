@@ -237,3 +237,61 @@ def test_every_planted_mistake_still_finds_its_line_in_the_reference():
     for mistake in module.MISTAKES:
         body = "\n".join(exercises.reference_body_lines(mistake.name))
         assert mistake.old in body, f"{mistake.name}'s reference no longer has {mistake.old!r}"
+
+
+# ----------------------------------------------------- a JSON file that is not a notebook
+
+def small_notebook(path):
+    """A notebook with a parameters cell and one graded import: a course of one exercise."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("IMG_SIZE = 256", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from nbutils.style import total_cost")])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    nbformat.write(nb, path)
+    return path
+
+
+V4 = '"nbformat": 4, "nbformat_minor": 5, "metadata": {}'
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("[1, 2]", "its JSON is a list, not an object"),
+    ('{"cells": 5}', "no 'nbformat' version number"),
+    ('"x"', "its JSON is a string, not an object"),
+    ("null", "its JSON is null, not an object"),
+    ("7", "its JSON is a number, not an object"),
+    ("{" + V4 + ', "cells": 5}', "'cells' is a number, not a list"),
+    ("{" + V4 + ', "cells": [5]}', "cell 0 is a number, not an object"),
+    ("{" + V4 + ', "cells": [{"cell_type": "code"}]}', "missing an expected key"),
+    ("{" + V4 + ', "cells": [], "worksheets": 5}', "not a valid Jupyter notebook"),
+    ("not JSON at all", "not JSON"),
+    ("[" * 100_000, "nested too deeply"),
+])
+def test_a_json_file_that_is_not_a_notebook_is_refused_before_any_work(tmp_path, capsys,
+                                                                      content, says):
+    good, bad = small_notebook(tmp_path / "good.ipynb"), tmp_path / "bad.ipynb"
+    bad.write_text(content)
+    out = tmp_path / "course"
+    assert exercises_cli.main(["--format", "nbgrader", "--out", str(out), str(good),
+                               str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {bad}: not a "), err
+    assert says in err
+    assert not out.exists()  # the good notebook before it was not written either
+    assert exercises_cli.main(["--out", str(out), str(bad)]) == 2  # the student format
+    assert capsys.readouterr().err.startswith(f"error: {bad}: not a ")
+
+
+def test_a_parameters_cell_nested_too_deeply_is_one_line(tmp_path, capsys):
+    path = small_notebook(tmp_path / "deep.ipynb")
+    assert exercises_cli.main(["--format", "nbgrader", "--out", str(tmp_path / "course"),
+                               str(path)]) == 0  # as it is, a course
+    assert source_path(tmp_path / "course", "deep").is_file()
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = "IMG_SIZE = " + "not " * 10_000 + "1"
+    nbformat.write(nb, path)
+    assert exercises_cli.main(["--format", "nbgrader", "--out", str(tmp_path / "c"),
+                               str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: the parameters cell, line 1: nested too" in err

@@ -68,3 +68,49 @@ def test_a_stored_notebook_round_trips_through_nbformat(tmp_path):
     nb = notebook(params("A = 1"))
     nbformat.write(apply_preset(nb, {"A": 2}), tmp_path / "x.ipynb")
     assert notebook_parameters(nbformat.read(tmp_path / "x.ipynb", as_version=4)) == {"A": 1}
+
+
+# ------------------------------------------------------------- cells that cannot be read
+
+DEEP = 10_000  # far past what Python's parser can nest
+
+
+@pytest.mark.parametrize(("source", "line", "says"), [
+    ("A = 1\nB = (1,", 2, "not valid Python"),                      # a syntax error
+    ("A = 1\n\nB = 2\x00", 3, "a null byte"),
+    ("A = 1\nB = " + "[" * 300 + "]" * 300, 2, "too many nested parentheses"),
+    ("A = 1\nB = 2\nC = " + "not " * DEEP + "1", 3, "nested too deeply"),  # MemoryError
+    ("A = 1\nB = " + "-" * DEEP + "1", 2, "nested too deeply"),            # RecursionError
+    ("A = 1\nB = {[1]: 2}", 2, "unhashable type: 'list'"),                 # a dict, list key
+    ("A = {1, [2]}", 1, "unhashable type: 'list'"),                        # a set of a list
+    ("A = {1: {{}: 2}}", 1, "unhashable type: 'dict'"),
+    ("A = 1\nB = '\ud800'", 2, "not valid text"),                          # JSON can hold it
+])
+def test_a_cell_that_cannot_be_read_names_the_notebook_and_line(source, line, says):
+    with pytest.raises(ParametersError) as err:
+        notebook_parameters(notebook(params(source)), "lab1.ipynb")
+    message = str(err.value)
+    assert message.startswith(f"lab1.ipynb: the parameters cell, line {line}: "), message
+    assert says in message and "holds only `NAME = literal` lines" in message
+    assert "\n" not in message and len(message) < 400
+
+
+def test_the_deep_line_is_found_among_many():
+    source = "\n".join(f"A{i} = {i}" for i in range(2000)) + "\nZ = " + "not " * DEEP + "1"
+    with pytest.raises(ParametersError, match="line 2001: nested too deeply"):
+        notebook_parameters(notebook(params(source)))
+
+
+def test_apply_preset_and_the_grader_say_it_in_one_line(tmp_path, capsys):
+    from nbutils.lab import grade
+
+    source = "A = 1\nB = {[1]: 2}"
+    with pytest.raises(ParametersError, match="^x.ipynb: the parameters cell, line 2: "):
+        apply_preset(notebook(params(source)), {"A": 2}, "x.ipynb")
+    nb = notebook(params(source), new_code_cell(
+        "def gram_matrix(A):\n    return A", metadata={"nbutils": {"exercise": "gram_matrix"}}))
+    nbformat.write(nb, tmp_path / "lab.ipynb")
+    assert grade.main([str(tmp_path / "lab.ipynb")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: {tmp_path / 'lab.ipynb'}: the parameters cell, line 2: ")

@@ -8,6 +8,9 @@ the target's mode (a new file: ``0o666`` minus the umask, as ``open()`` gives), 
 over it; the folder is fsynced too. Readers see the old file or the new one; any failure
 leaves the target as it was. A writer holds an ``flock`` on its temporary file, which dies
 with it, so the next write removes a ``kill -9``'d writer's leftovers, never a live one's.
+
+``folder_write_problem(folder)`` says, before a long run, why a file could not be written
+there: it tries, so it holds for root and read-only or immutable folders too.
 """
 
 from __future__ import annotations
@@ -107,6 +110,48 @@ def fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (a broken link counts as existing)."""
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+_WHY_NOT = {errno.EACCES: "permission denied", errno.EROFS: "read-only file system",
+            errno.EPERM: "operation not permitted: the folder may be immutable"}
+
+
+def folder_write_problem(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written in ``folder``, or in the folders `atomic_write` would
+    create to reach it (one phrase naming the path at fault), or None.
+
+    The nearest existing folder is tried by creating and removing an empty file in it.
+    Permission bits and ``os.access`` would say yes to root, who bypasses them, but not a
+    read-only mount, an immutable folder (``chattr +i``), or a file system such as /sys
+    that makes no files; the probe answers for every one of them.
+    """
+    existing = nearest_existing(Path(folder))
+    if not existing.is_dir():
+        return f"{existing} is not a folder (a file is in the way)"
+    try:
+        fd, name = tempfile.mkstemp(dir=existing, prefix=".nbutils-probe.", suffix=TMP_SUFFIX)
+    except OSError as err:
+        why = _WHY_NOT.get(err.errno, (err.strerror or str(err)).lower())
+        return f"cannot write in {existing} ({why})"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    try:
+        longest = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not POSIX, or not told
+        longest = 255
+    for part in Path(folder).parts[len(existing.parts):]:  # the folders still to create
+        if len(os.fsencode(part)) > longest:
+            return f"cannot create {part[:20]}... in {existing} (a name over {longest} bytes)"
+    return None
 
 
 class AtomicWriteError(OSError):

@@ -1,16 +1,23 @@
-"""Auto-grader of student notebooks (``python -m nbutils.lab.grade NOTEBOOK [--json] [--seed N]``).
+"""Auto-grader of student notebooks (``python -m nbutils.lab.grade NOTEBOOK [--json]
+[--seed N | --seed-file FILE] [--no-sandbox]``).
 
 Each exercise cell (tagged ``{"nbutils": {"exercise": name}}``) is defined in a fresh
 process with the notebook's imports, its graded references withheld (`nbutils.lab.answers`),
-and run on hidden cases drawn from ``--seed`` (default: a fresh one, reported); this process
+and run on hidden cases drawn here from the seed (``--seed N``; ``--seed-file FILE`` or
+``$NBUTILS_GRADE_SEED`` for a lab's secret one, which the report does not show; default: a
+fresh one, reported); that process gets the cases' inputs, never the seed, and this process
 judges the outcomes (`nbutils.lab.checks`). An answer that is, or calls, nbutils' own
 implementation scores 0. The notebook also runs headlessly with a ``--preset`` (default
 ``ci``), reporting by number each cell that raises or runs past ``--timeout`` seconds; a
 dead kernel, or a cell ignoring the interrupt, ends the run.
 
+Both run in an operating-system sandbox (`nbutils.lab.sandbox`: bubblewrap); where it cannot
+start, the grader refuses to grade and says why, unless ``--no-sandbox`` is given, which the
+report then states on its first line.
+
 Prints a table and the score ``k/n`` (or JSON); exit 0 when all pass, 1 otherwise, 2 for a
-bad path, a file that is not a notebook, one without exercises, or an exercise outside
-`nbutils.lab.checks.GRADED`.
+bad path, a file that is not a notebook, one without exercises, an exercise outside
+`nbutils.lab.checks.GRADED`, or a sandbox that cannot start.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import argparse
 import ast
 import copy
 import json
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -27,21 +35,21 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
-from nbclient.util import run_sync
 
-from nbutils.lab.answers import run_answers
+from nbutils.lab import sandbox
+from nbutils.lab.answers import encode_case, run_answers, run_notebook
 from nbutils.lab.checks import EXERCISES, GRADED, CheckResult, reference_of
 from nbutils.lab.checks.core import judge_outcomes
-from nbutils.lab.exercises import python_source
+from nbutils.lab.exercises import UNPARSABLE, python_source
 from nbutils.lab.parameters import TAG, ParametersError, apply_preset, load_preset
 
-GRACE_S = 10  # how long an interrupted cell has to stop before the kernel is stopped
+SEED_ENV = "NBUTILS_GRADE_SEED"  # a lab's secret seed (never passed into the sandbox)
+NO_SANDBOX = ("NOT SANDBOXED (--no-sandbox): the learner's code ran with the grader's own "
+              "rights; see the README's grading section for what that lets it do")
 
 
 class GradeError(ValueError):
-    """The path is not a gradable notebook."""
+    """The path is not a gradable notebook, or the sandbox cannot start."""
 
 
 def _exercises(nb: Any) -> dict[int, str]:
@@ -63,7 +71,7 @@ def _imports(nb: Any, skip: Sequence[int]) -> list[str]:
         source = python_source(cell.source)
         try:
             tree = ast.parse(source)
-        except SyntaxError:
+        except UNPARSABLE:  # a cell too deep to parse also raises MemoryError/RecursionError
             continue
         statements += [ast.get_source_segment(source, node) or "" for node in tree.body
                        if isinstance(node, ast.Import | ast.ImportFrom)]
@@ -95,14 +103,18 @@ def _read(path: Path, preset: str) -> Any:
     return nb
 
 
-def judge_answers(nb: Any, folder: Path, seed: int, timeout: float) -> dict[str, CheckResult]:
-    """Each exercise of ``nb`` run in fresh processes and judged here: {name: result}."""
+def judge_answers(nb: Any, seed: int, timeout: float, sandboxed: bool = True
+                  ) -> dict[str, CheckResult]:
+    """Each exercise of ``nb`` run in fresh processes (in sandboxes) on the hidden cases of
+    ``seed``, drawn here and sent as inputs, and judged here: {name: result}."""
     exercises = _exercises(nb)
     names = list(dict.fromkeys(exercises.values()))
     cells = [{"name": name, "index": i, "source": nb.cells[i].source}
              for i, name in exercises.items()]
-    outcomes = run_answers(str(folder.resolve()), _imports(nb, list(exercises)), cells, names,
-                           seed, timeout)
+    cases = {name: EXERCISES[name].cases(seed) for name in names}
+    sent = {name: [encode_case(case) for case in cases[name]] for name in names}
+    outcomes = run_answers(_imports(nb, list(exercises)), cells, names, sent, timeout,
+                           sandboxed)
     results = {}
     for name in names:
         got = outcomes.get(name)
@@ -110,73 +122,39 @@ def judge_answers(nb: Any, folder: Path, seed: int, timeout: float) -> dict[str,
             results[name] = CheckResult(False, f"{name}: {got or 'no result came back'}")
             continue
         exercise = EXERCISES[name]
-        cases = exercise.cases(seed)
-        wants = [exercise.run(name, reference_of(name), case) for case in cases]
-        results[name] = judge_outcomes(exercise, cases, got, wants)
+        wants = [exercise.run(name, reference_of(name), case) for case in cases[name]]
+        results[name] = judge_outcomes(exercise, cases[name], got, wants)
     return results
 
 
-def execute_notebook(nb: Any, folder: Path, timeout: int) -> dict[int, str]:
-    """Execute every code cell of ``nb`` in a fresh kernel: {cell index: what went wrong}."""
-    errors: dict[int, str] = {}
-    replies: dict[int, dict] = {}
-
-    def on_cell_executed(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-        replies[cell_index] = execute_reply.get("content", {})
-
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-        interrupt_on_timeout=True, record_timing=False,
-        error_on_timeout={"ename": "Timeout", "evalue": f"ran past {timeout} s"},
-        on_cell_executed=on_cell_executed, resources={"metadata": {"path": str(folder)}})
-    probe = nbformat.v4.new_code_cell("pass")
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            try:
-                client.execute_cell(cell, index)
-            except DeadKernelError:
-                errors[index] = "the kernel died; the cells after it did not run"
-                break
-            reply = replies.get(index, {})
-            if reply.get("status") == "error":
-                errors[index] = f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}"
-            if reply.get("ename") == "Timeout":  # interrupted: has it stopped?
-                client.timeout = GRACE_S
-                nb.cells.append(probe)
-                client.execute_cell(probe, len(nb.cells) - 1)
-                nb.cells.pop()
-                client.timeout = timeout
-                if replies.pop(len(nb.cells), {}).get("ename") == "Timeout":
-                    errors[index] = (f"ran past {timeout} s and ignored the interrupt; the "
-                                     "kernel was stopped and the cells after it did not run")
-                    run_sync(client.km.shutdown_kernel)(now=True)
-                    break
-    return errors
-
-
-def grade(path: str | Path, timeout: int = 120, preset: str = "ci", seed: int | None = None
-          ) -> dict[str, Any]:
-    """Grade a notebook, answers in fresh processes and cells in a kernel: {"notebook",
-    "seed", "score", "total", "exercises": [{"name", "passed", "reason"}], "cell_errors":
-    [{"cell": number from 1, "error": "Type: message"}]}.
+def grade(path: str | Path, timeout: int = 120, preset: str = "ci", seed: int | None = None,
+          sandboxed: bool = True, show_seed: bool = True) -> dict[str, Any]:
+    """Grade a notebook, answers in fresh processes and cells in a kernel, each in a sandbox
+    (``sandboxed=False``: none): {"sandbox", "notebook", "seed" (None when not
+    ``show_seed``), "score", "total", "exercises": [{"name", "passed", "reason"}],
+    "cell_errors": [{"cell": number from 1, "error": "Type: message"}]}.
 
     Raises:
-        GradeError: not a file, not a notebook, no exercise cells, or an exercise that
-            nbutils does not grade.
+        GradeError: not a file, not a notebook, no exercise cells, an exercise that
+            nbutils does not grade, or a sandbox that cannot start.
     """
     path = Path(path)
     nb = _read(path, preset)
+    if sandboxed:
+        why = sandbox.probe()
+        if why:
+            raise GradeError(f"cannot start the sandbox that runs the learner's code: {why}. "
+                             "Refusing to grade without it; --no-sandbox grades anyway, with "
+                             "the learner's code running with the grader's own rights")
     seed = secrets.randbelow(2**31) if seed is None else seed
     # The answers' processes and the kernel are independent: run them side by side.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        judged = pool.submit(judge_answers, copy.deepcopy(nb), path.parent, seed, timeout)
-        errors = execute_notebook(nb, path.parent, timeout)
+        judged = pool.submit(judge_answers, copy.deepcopy(nb), seed, timeout, sandboxed)
+        errors = run_notebook(nb, timeout, sandboxed)
         results = judged.result()
     exercises = [{"name": name, "passed": r.passed, "reason": r.message}
                  for name, r in results.items()]
-    return {"notebook": str(path), "seed": seed,
+    return {"sandbox": sandboxed, "notebook": str(path), "seed": seed if show_seed else None,
             "score": sum(r["passed"] for r in exercises), "total": len(exercises),
             "exercises": exercises,
             "cell_errors": [{"cell": i + 1, "error": e} for i, e in sorted(errors.items())]}
@@ -185,8 +163,10 @@ def grade(path: str | Path, timeout: int = 120, preset: str = "ci", seed: int | 
 def format_report(result: dict[str, Any]) -> str:
     """The per-exercise table, the cells that failed, and the score, as text."""
     width = max(len("exercise"), *(len(r["name"]) for r in result["exercises"]))
-    lines = [f"Grading {result['notebook']} (hidden cases: --seed {result['seed']})", "",
-             f"{'exercise':<{width}}  result  first reason", "-" * (width + 30)]
+    seed = "a secret seed" if result["seed"] is None else f"--seed {result['seed']}"
+    lines = [] if result.get("sandbox", True) else [NO_SANDBOX]
+    lines += [f"Grading {result['notebook']} (hidden cases: {seed})", "",
+              f"{'exercise':<{width}}  result  first reason", "-" * (width + 30)]
     for r in result["exercises"]:
         verdict = "passed" if r["passed"] else "FAILED"
         reason = "" if r["passed"] else r["reason"]
@@ -211,6 +191,25 @@ def _at_least(low: int) -> Any:
     return parse
 
 
+def _seed(args: argparse.Namespace) -> tuple[int | None, bool]:
+    """(the seed, whether it is a secret): --seed, else --seed-file, else $NBUTILS_GRADE_SEED."""
+    if args.seed is not None:
+        return args.seed, False
+    if args.seed_file is not None:
+        try:
+            text, where = Path(args.seed_file).read_text(), args.seed_file
+        except (OSError, UnicodeDecodeError) as err:
+            raise GradeError(f"--seed-file {args.seed_file}: cannot read it ({err})") from None
+    elif os.environ.get(SEED_ENV):
+        text, where = os.environ[SEED_ENV], f"${SEED_ENV}"
+    else:
+        return None, False
+    try:
+        return _at_least(0)(text.strip()), True
+    except argparse.ArgumentTypeError as err:
+        raise GradeError(f"{where}: the seed {err}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: grade one notebook; exit 0 all passed, 1 some failed, 2 not gradable."""
     parser = argparse.ArgumentParser(prog="python -m nbutils.lab.grade", description=__doc__,
@@ -221,12 +220,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds per cell, and per exercise's hidden cases")
     parser.add_argument("--preset", default="ci",
                         help="parameters preset (nbutils/lab/presets/NAME.yaml), default ci")
-    parser.add_argument("--seed", type=_at_least(0), default=None,
-                        help="seed of the hidden cases (default: a fresh random one; a lab "
-                             "keeps its own secret to make grades reproducible)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_at_least(0), default=None,
+                       help="seed of the hidden cases, shown in the report (default: a fresh "
+                            "random one)")
+    seeds.add_argument("--seed-file", metavar="FILE",
+                       help=f"read the seed from FILE (or ${SEED_ENV}): a lab's secret seed, "
+                            "which makes grades reproducible and is not shown in the report")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="grade even where the sandbox cannot start: the learner's code "
+                             "then runs with the grader's rights (the report says so first)")
     args = parser.parse_args(argv)
     try:
-        result = grade(args.notebook, timeout=args.timeout, preset=args.preset, seed=args.seed)
+        seed, secret = _seed(args)
+        result = grade(args.notebook, timeout=args.timeout, preset=args.preset, seed=seed,
+                       sandboxed=not args.no_sandbox, show_seed=not secret)
     except GradeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

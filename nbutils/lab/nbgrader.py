@@ -139,13 +139,13 @@ def write_course(notebooks: Sequence[Path], out: Path, seed: int | None = None,
         kept as it is (and not returned).
 
     Raises:
-        ExerciseError: a notebook that cannot be converted or has no graded function,
-            naming it.
+        ExerciseError: a notebook that is not one, cannot be converted or has no graded
+            function, naming it; found before anything is written.
         ParametersError: an unknown preset.
     """
     seed = secrets.randbelow(2**31) if seed is None else seed
     values = load_preset(preset)
-    written = []
+    sources = []  # every notebook is read and converted before anything is written
     for path in map(Path, notebooks):
         try:
             nb, names = make_source(read_notebook(path), seed, values)
@@ -154,6 +154,9 @@ def write_course(notebooks: Sequence[Path], out: Path, seed: int | None = None,
         if not names:
             raise ExerciseError(f"{path}: no graded function is imported from nbutils, so "
                                 "there is nothing to grade")
+        sources.append((path, nb))
+    written = []
+    for path, nb in sources:
         target = out / "source" / (assignment or path.stem) / f"{path.stem}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "w", encoding="utf-8", newline="\n") as f:

@@ -9,9 +9,10 @@ the nearest enrolled person is at or beyond ``--threshold`` (``--tolerance``, as
 face_recognition spells it, is accepted too), ``photo,no_face,`` for a photo without a
 face. The defaults are the library's (``DISTANCE_THRESHOLD``, ``open_gallery``'s backend).
 Bad input prints one ``error:`` line and exits with status 2 before any model is loaded:
-a missing or unreadable folder, photo or ``--db``, an empty KNOWN_DIR, a NaN or
-non-positive threshold, an unknown or uninstalled backend, a ``--save-db`` that exists or
-cannot be written.
+a missing or unreadable folder, photo or ``--db``, a photo over ``MAX_PIXELS``, an empty
+KNOWN_DIR, a NaN or non-positive threshold, an unknown or uninstalled backend, a
+``--save-db`` that exists or cannot be written (tried by writing a file, so it holds for
+root too); a ``--save-db`` that fails later is one ``error:`` line and status 2 as well.
 """
 
 from __future__ import annotations

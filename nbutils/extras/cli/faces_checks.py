@@ -27,7 +27,7 @@ from nbutils.extras.cli.options import file_problem, float_option
 from nbutils.extras.gallery import open_gallery
 from nbutils.extras.gallery.errors import BackendNotInstalledError
 from nbutils.faces.database import FaceDatabase
-from nbutils.images import IMAGE_EXTENSIONS, ImageError
+from nbutils.images import IMAGE_EXTENSIONS, MAX_PIXELS, ImageError
 
 #: The name column of a face whose nearest enrolled person is at or beyond the threshold.
 UNKNOWN = "unknown"
@@ -88,12 +88,21 @@ def _image_files(folder: Path) -> Iterator[Path]:
 
 
 def image_problem(photo: Path) -> str | None:
-    """Why ``photo`` is not a readable image (only its header is read), or None."""
+    """Why ``photo`` is not a readable image, or one over `MAX_PIXELS`, or None (only its
+    header is read; Pillow's own size warning is not printed: the limit here says it)."""
     try:
-        with Image.open(photo):
-            return None
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(photo) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:  # over twice Pillow's limit: the size is not given
+        return f"{photo} is too large: more than MAX_PIXELS = {MAX_PIXELS:,}; downscale it first"
+    except (OSError, ValueError) as err:
         return f"{photo} cannot be read as an image: {err}"
+    if width * height > MAX_PIXELS:
+        return (f"{photo} is too large: {width} x {height} pixels, more than MAX_PIXELS = "
+                f"{MAX_PIXELS:,}; downscale it first")
+    return None
 
 
 def expand_photos(arguments: list[Path]) -> tuple[list[Path], str | None]:
@@ -178,6 +187,7 @@ def enroll(known: Path, backend: str, save_db: str | None, stack: ExitStack,
 
     Raises:
         EmptyDatabaseError: no photo could be encoded.
+        ValueError: ``save_db`` could not be written (the message names it).
     """
     from nbutils.faces.enroll import database_from_folder
 
@@ -191,10 +201,15 @@ def enroll(known: Path, backend: str, save_db: str | None, stack: ExitStack,
         location = str(folder / ("gallery.db" if backend == "milvus" else "gallery.npz"))
     else:
         location = save_db
-    gallery = stack.enter_context(open_gallery(location, backend))
-    gallery.add_many(dict(database.items()))
-    if save_db is not None:
-        gallery.save()
+    try:
+        gallery = stack.enter_context(open_gallery(location, backend))
+        gallery.add_many(dict(database.items()))
+        if save_db is not None:
+            gallery.save()
+    except OSError as err:  # AtomicWriteError among them: the folder changed since the check
+        if save_db is None:
+            raise
+        raise ValueError(f"--save-db {save_db} could not be written: {err}") from None
     return gallery
 
 

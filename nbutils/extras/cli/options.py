@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from nbutils._internal.atomic import folder_write_problem
+
 #: --seed feeds tf.random's stateless ops, which take int64 seeds.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -61,22 +63,11 @@ def float_option(low: float, high: float | None = None, *,
     return convert
 
 
-def _nearest_existing(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists (a broken link counts as existing)."""
-    for candidate in (path, *path.parents):
-        if os.path.lexists(candidate):
-            return candidate
-    return Path(path.anchor or ".")
-
-
 def folder_problem(folder: Path) -> str | None:
-    """Why files could not be written in ``folder`` (created if missing), or None."""
-    existing = _nearest_existing(folder)
-    if not existing.is_dir():
-        return f"{existing} is not a folder (a file is in the way)"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot write in {existing} (permission denied)"
-    return None
+    """Why files could not be written in ``folder`` (created if missing), or None: the
+    nearest existing folder is tried by writing a file (`folder_write_problem`), so the
+    answer holds for root and for read-only or immutable folders too."""
+    return folder_write_problem(folder)
 
 
 def file_problem(path: Path) -> str | None:

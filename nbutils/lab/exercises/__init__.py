@@ -27,6 +27,9 @@ from nbutils.lab.checks import CHECKS, GRADED, reference_of
 
 STUB_BODY = "    # YOUR CODE HERE\n    raise NotImplementedError"
 MAX_LINE = 100
+#: What `ast.parse` raises for a cell it cannot read: a syntax error (a null byte too), a
+#: lone surrogate (ValueError), nesting too deep for the parser.
+UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 
 class ExerciseError(ValueError):
@@ -144,10 +147,12 @@ def _graded_imports(source: str) -> list[tuple[ast.ImportFrom, list[str]]]:
     """
     try:
         tree = ast.parse(python_source(source))
-    except SyntaxError as err:
+    except UNPARSABLE as err:
         if "nbutils" in source and any(re.search(rf"\b{n}\b", source) for n in GRADED):
-            raise ExerciseError(f"cannot parse the import cell ({err.msg}, line {err.lineno}):"
-                                f"\n{source}") from None
+            why = (f"{err.msg}, line {err.lineno}" if isinstance(err, SyntaxError)
+                   else "nested too deeply to be read"
+                   if isinstance(err, RecursionError | MemoryError) else str(err))
+            raise ExerciseError(f"cannot parse the import cell ({why}):\n{source}") from None
         return []
     found = []
     for node in ast.walk(tree):
@@ -197,7 +202,7 @@ def _bound_by_imports(cells: Sequence[Any]) -> set[str]:
             continue
         try:
             tree = ast.parse(python_source(cell.source))
-        except SyntaxError:
+        except UNPARSABLE:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
@@ -254,12 +259,73 @@ def make_student(nb: Any) -> tuple[Any, list[str]]:
 
 
 def read_notebook(path: Path) -> Any:
-    """A notebook from its ``.ipynb``, or from its plain-text source (a jupytext ``.py``)."""
+    """A notebook from its ``.ipynb``, or from its plain-text source (a jupytext ``.py``).
+
+    Raises:
+        OSError: it cannot be read.
+        ExerciseError: an ``.ipynb`` that is not a notebook (not JSON, JSON that is not an
+            object with ``cells``, ``metadata`` and ``nbformat``, cells that are not cells,
+            anything nbformat's schema refuses), saying what is wrong.
+    """
     if Path(path).suffix == ".py":
         import jupytext
 
         return jupytext.read(path)
-    return nbformat.read(path, as_version=4)
+    with open(path, "rb") as f:
+        raw = f.read()
+    problem = notebook_json_problem(raw)
+    if problem:
+        raise ExerciseError(f"not a Jupyter notebook: {problem}")
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+    except Exception as err:  # nbformat raises many unrelated types for bad input
+        raise ExerciseError(f"not a Jupyter notebook ({_first_line(err)})") from None
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        raise ExerciseError(f"not a valid Jupyter notebook ({_first_line(err.message)})"
+                            ) from None
+    return nb
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def notebook_json_problem(raw: bytes) -> str | None:
+    """Why the bytes of an ``.ipynb`` cannot be a notebook, from their JSON alone, or None
+    (nbformat and its schema check the rest)."""
+    import json
+
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return f"not UTF-8 text (byte {err.start})"
+    except json.JSONDecodeError as err:
+        return f"not JSON ({err.msg}, line {err.lineno} column {err.colno})"
+    except (RecursionError, MemoryError):
+        return "JSON nested too deeply to be read"
+    if not isinstance(data, dict):
+        return (f"its JSON is {_json_kind(data)}, not an object with 'cells', 'metadata' and "
+                "'nbformat'")
+    version = data.get("nbformat")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return "no 'nbformat' version number"
+    if version >= 4:
+        cells = data.get("cells")
+        if not isinstance(cells, list):
+            return f"'cells' is {_json_kind(cells) if 'cells' in data else 'missing'}, not a list"
+        for i, cell in enumerate(cells):
+            if not isinstance(cell, dict):
+                return f"cell {i} is {_json_kind(cell)}, not an object"
+    return None
+
+
+def _first_line(err: object, limit: int = 120) -> str:
+    """The first line of an error's text, cut to ``limit`` characters."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def write_student(path: Path, out_dir: Path) -> Path:
