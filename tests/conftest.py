@@ -79,6 +79,30 @@ def fixture_notebook(path: Path, *sources: str) -> Path:
     return path
 
 
+STUDENT_EXERCISES = ["gram_matrix", "total_cost", "triplet_loss"]
+
+
+def student_notebook(tmp_path, name, bodies=None, extra=(), after=()):
+    """A small student notebook (exercises gram_matrix, total_cost, triplet_loss): cells
+    ``extra`` before the exercises' import, ``after`` at the end; ``bodies`` replace stubs."""
+    path = fixture_notebook(
+        tmp_path / f"{name}_src.ipynb", *extra,
+        "import numpy as np\nimport tensorflow as tf\n"
+        "from nbutils.style import gram_matrix, total_cost\nfrom nbutils.faces import triplet_loss",
+        "print(float(total_cost(1.0, 0.0)))", *after)
+    from nbutils.lab import exercises  # the lab's exporter, only for the grader's tests
+
+    nb, names = exercises.make_student(nbformat.read(path, as_version=4))
+    assert names == STUDENT_EXERCISES
+    for cell in nb.cells:
+        exercise = cell.metadata.get("nbutils", {}).get("exercise")
+        if bodies and exercise in bodies:
+            cell.source = bodies[exercise]
+    out = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, out)
+    return out
+
+
 @pytest.fixture
 def unwritable_folder(tmp_path, monkeypatch) -> Path:
     """A folder in which no file can be created, though ``os.access`` says it can, as

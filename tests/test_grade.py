@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import fixture_notebook
+from conftest import fixture_notebook, student_notebook
 
 from nbutils.lab import exercises, grade
 from nbutils.lab.checks import EXERCISES, GRADED
@@ -27,25 +27,6 @@ def reference_source(name, rename=None):
 COMPLETED = {name: reference_source(name) for name in NAMES}
 SWAPPED = ("def total_cost(J_content, J_style, alpha=10, beta=40):\n"
            "    return beta * J_content + alpha * J_style")
-
-
-def student_notebook(tmp_path, name, bodies=None, extra=(), after=()):
-    """A small student notebook (exercises gram_matrix, total_cost, triplet_loss): cells
-    ``extra`` before the exercises' import, ``after`` at the end; ``bodies`` replace stubs."""
-    path = fixture_notebook(
-        tmp_path / f"{name}_src.ipynb", *extra,
-        "import numpy as np\nimport tensorflow as tf\n"
-        "from nbutils.style import gram_matrix, total_cost\nfrom nbutils.faces import triplet_loss",
-        "print(float(total_cost(1.0, 0.0)))", *after)
-    nb, names = exercises.make_student(nbformat.read(path, as_version=4))
-    assert names == NAMES
-    for cell in nb.cells:
-        exercise = cell.metadata.get("nbutils", {}).get("exercise")
-        if bodies and exercise in bodies:
-            cell.source = bodies[exercise]
-    out = tmp_path / f"{name}.ipynb"
-    nbformat.write(nb, out)
-    return out
 
 
 def graded(path, *options):

@@ -17,37 +17,17 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
-from conftest import fixture_notebook
+from conftest import student_notebook
 
 import nbutils
-from nbutils.lab import answers, exercises, grade, sandbox
+from nbutils.lab import answers, grade, sandbox
 from nbutils.lab.checks import EXERCISES, check_total_cost
 
 NAMES = ["gram_matrix", "total_cost", "triplet_loss"]
 NBUTILS = Path(nbutils.__file__).resolve().parent
 GRADE_S = 900  # bound on one grader run, in seconds (a minute or two here)
 GONE_S = 10  # how long what a sandbox started may take to disappear after it
-
-
-def student_notebook(tmp_path, name, bodies=None, extra=(), after=()):
-    """A small student notebook (exercises gram_matrix, total_cost, triplet_loss): cells
-    ``extra`` before the exercises' import, ``after`` at the end; ``bodies`` replace stubs."""
-    path = fixture_notebook(
-        tmp_path / f"{name}_src.ipynb", *extra,
-        "import numpy as np\nimport tensorflow as tf\n"
-        "from nbutils.style import gram_matrix, total_cost\nfrom nbutils.faces import triplet_loss",
-        "print(float(total_cost(1.0, 0.0)))", *after)
-    nb, names = exercises.make_student(nbformat.read(path, as_version=4))
-    assert names == NAMES
-    for cell in nb.cells:
-        exercise = cell.metadata.get("nbutils", {}).get("exercise")
-        if bodies and exercise in bodies:
-            cell.source = bodies[exercise]
-    out = tmp_path / f"{name}.ipynb"
-    nbformat.write(nb, out)
-    return out
 
 
 def run_grader(tmp_path, *args, env=None):
