@@ -6,6 +6,8 @@
 #                a target of its own, so that make test stays under 20 minutes)
 #   make browser-check - the notebooks' widget cells moved in JupyterLab in headless Chromium
 #                (Debian's, installed with apt-get when missing); screenshots in build/browser-check
+#   make classroom-check - a class on a real JupyterHub with nbgrader's exchange: an instructor
+#                and three students (Unix accounts), release to feedback, and a browser; as root
 # Weights and sample images go to the per-user cache (~/.cache/nbutils), or $NBUTILS_CACHE_DIR.
 
 PYTHON ?= python3
@@ -35,7 +37,7 @@ define prepare-nbval
 endef
 
 .PHONY: all venv prepare run test unit nbval notebooks lint wheel-check benchmark clean student \
-	nbgrader-venv nbgrader-check browser-check
+	nbgrader-venv nbgrader-check browser-check classroom-check
 
 all: run
 
@@ -123,6 +125,22 @@ browser-check: prepare
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	NBUTILS_BROWSER_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_browser_check.py
 	$(PY) tools/browser_check.py --out $(BROWSER_CHECK_DIR) --blank-images warn
+
+# A class, for real (tools/classroom_check.py, as root): JupyterHub and its proxy
+# (configurable-http-proxy from npm, pinned by tools/classroom/package-lock.json), nbgrader's
+# exchange, one instructor and three students, a browser; nothing left behind. Screenshots go
+# to outputs/classroom.
+CLASSROOM_PROXY := tools/classroom/node_modules/.bin/configurable-http-proxy
+$(CLASSROOM_PROXY): tools/classroom/package.json tools/classroom/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix tools/classroom --no-audit --no-fund --silent
+	touch $@
+
+classroom-check: prepare $(CLASSROOM_PROXY)
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(PY) tools/classroom_check.py --out outputs/classroom
 
 student: venv
 	$(PY) -m nbutils.lab.exercises --out student notebooks/art_generation.py notebooks/face_recognition.py

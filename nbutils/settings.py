@@ -1,11 +1,16 @@
 """Where a notebook's results go: `output_path`, under ``outputs/`` in the current
 directory (or ``$NBUTILS_OUTPUT_DIR``), never inside the installed package. Weights and
-sample images live in the cache folder, `nbutils._internal.cache`."""
+sample images live in the cache folder, `cache_dir` (``$NBUTILS_CACHE_DIR``, else the
+per-user cache), which ``python -m nbutils.prepare`` fills."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from nbutils._internal.cache import cache_dir
+
+__all__ = ["OUTPUT_ENV", "cache_dir", "output_path"]
 
 OUTPUT_ENV = "NBUTILS_OUTPUT_DIR"
 

@@ -295,3 +295,19 @@ def test_a_parameters_cell_nested_too_deeply_is_one_line(tmp_path, capsys):
                                str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}: the parameters cell, line 1: nested too" in err
+
+
+def test_widget_cells_build_nothing_when_autograded(source):
+    """nbgrader's autograde can hang for good on a widget cell (nbclient issue 312): in the
+    assignment each one is a locked cell whose code is all comments, its lines kept."""
+    name, nb = source
+    original = {c.source for c in exercises.read_notebook(NOTEBOOKS / f"{name}.py").cells
+                if exercises.WIDGET_TAG in c.metadata.get("tags", [])}
+    widgets = [c for c in nb.cells if exercises.WIDGET_TAG in c.metadata.get("tags", [])]
+    assert len(widgets) == len(original) >= 2
+    for cell in widgets:
+        assert ast.parse(cell.source).body == []  # nothing runs
+        assert cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["grade"]
+        kept = "\n".join(line[2:] if line.startswith("# ") else "" for line in
+                         cell.source.splitlines()[3:])
+        assert kept in original

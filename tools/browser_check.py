@@ -65,6 +65,8 @@ from typing import Any
 
 import nbformat
 
+from nbutils.lab.exercises import WIDGET_TAG
+
 try:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -73,7 +75,6 @@ except ImportError:  # reported by run(): the check cannot start
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-WIDGET_TAG = "widget"
 INJECTED_TAG = "injected-parameters"  # papermill's, on the cell the preset adds
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 POLL = 0.25  # seconds between two looks at the page
@@ -427,6 +428,7 @@ class NotebookPage:
         self.page, self.name, self.nb, self.deadline, self.args = page, name, nb, deadline, args
         self.cells = page.locator(".jp-Notebook .jp-Cell")
         self.uploads = 0  # FileUploads given a file so far
+        self.blank_dir: Path | None = getattr(args, "out", None)  # where blank images go
 
     def next_upload(self) -> Path:
         self.uploads += 1
@@ -559,6 +561,11 @@ class NotebookPage:
                 continue
             if high - low < 8:
                 blank.append(f"image {n} ({size[0]} x {size[1]} px)")
+                if self.blank_dir is not None:  # kept for a person to look at
+                    self.blank_dir.mkdir(parents=True, exist_ok=True)
+                    stem = f"{Path(self.name).stem}-cell{self.number(index)}-blank{n}"
+                    ext = head.removeprefix("data:image/").removesuffix(";base64")
+                    (self.blank_dir / f"{stem}.{ext}").write_bytes(base64.b64decode(data))
         return blank
 
     def idle(self, index: int) -> None:

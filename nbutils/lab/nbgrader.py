@@ -6,7 +6,8 @@ nbgrader 0.9's cell metadata (schema 3). Each graded function is an autograded a
 reference's signature and docstring, then its body between ``### BEGIN SOLUTION`` and
 ``### END SOLUTION``); each check is a locked autograded test with points (the visible
 check, then hidden cases from a secret seed between ``### BEGIN HIDDEN TESTS`` and
-``### END HIDDEN TESTS``); every other cell is read-only. The parameters are a preset's
+``### END HIDDEN TESTS``); every other cell is read-only, the widget cells with their code
+commented out (`widget_source`). The parameters are a preset's
 (default ``ci``, `nbutils.lab.parameters`), so every cell runs well within nbgrader's
 per-cell timeout (`CELL_TIMEOUT`). ``nbgrader generate_assignment`` then makes the release.
 """
@@ -23,6 +24,7 @@ import nbformat
 from nbutils.lab.checks import CHECKS
 from nbutils.lab.exercises import (
     STUB_BODY,
+    WIDGET_TAG,
     ExerciseError,
     make_student,
     read_notebook,
@@ -107,10 +109,25 @@ def make_source(nb: Any, seed: int, preset: dict[str, Any]) -> tuple[Any, list[s
             cell.source = autotest_source(role["check"], seed)
             meta = cell_metadata("tests", f"test_{role['check']}", POINTS.get(role["check"], 1))
         else:
+            if WIDGET_TAG in cell.metadata.get("tags", []):
+                cell.source = widget_source(cell.source)
             meta = cell_metadata("readonly", f"readonly-{index:03d}")
         cell.metadata["nbgrader"] = meta
         cell.id = meta["grade_id"]
     return student, names
+
+
+WIDGET_NOTE = (
+    "# Left out of the assignment: nbgrader's autograde can hang for good on a widget cell\n"
+    "# (nbclient issue 312; seen here with face_upload). To play, paste these lines into a\n"
+    "# new cell without the leading '# ', and delete that cell before you submit.\n")
+
+
+def widget_source(source: str) -> str:
+    """A widget cell's code, commented out under `WIDGET_NOTE`: in an autograded run it
+    builds nothing."""
+    return WIDGET_NOTE + "\n".join(f"# {line}" if line else "#" for line in
+                                    source.splitlines())
 
 
 def config_source(root: Path) -> str:

@@ -27,6 +27,8 @@ from nbutils.lab.checks import CHECKS, GRADED, reference_of
 
 STUB_BODY = "    # YOUR CODE HERE\n    raise NotImplementedError"
 MAX_LINE = 100
+#: The tag of the notebooks' optional widget cells (``# %% tags=["widget"]``).
+WIDGET_TAG = "widget"
 #: What `ast.parse` raises for a cell it cannot read: a syntax error (a null byte too), a
 #: lone surrogate (ValueError), nesting too deep for the parser.
 UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
