@@ -77,6 +77,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 INJECTED_TAG = "injected-parameters"  # papermill's, on the cell the preset adds
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+NO_CHROMIUM = ("no chromium: `apt-get install -y chromium` (Debian's; Playwright's own "
+               "browser download is not used), or --chromium PATH")
 POLL = 0.25  # seconds between two looks at the page
 SETTLED = 3  # the same output on this many looks in a row, the kernel idle: settled
 OWN_FILES = ("*.png", "report.json", "browser.log", "jupyterlab.log")  # what --out gets
@@ -787,8 +789,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: Any, deadline: Deadline) -> int:
     if not args.chromium or not Path(args.chromium).exists():
-        raise SetupError("no chromium: `apt-get install -y chromium` (Debian's; Playwright's "
-                         "own browser download is not used), or --chromium PATH")
+        raise SetupError(NO_CHROMIUM)
     try:
         import playwright  # noqa: F401
     except ImportError:

@@ -55,7 +55,7 @@ from typing import Any
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_check import LAB_SETTINGS, Deadline, free_port, shorten  # noqa: E402
+from browser_check import LAB_SETTINGS, NO_CHROMIUM, Deadline, free_port, shorten  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "docs" / "classroom"
@@ -347,6 +347,7 @@ class Hub:
     token: str  # the classroom-check service's
     log: Path
     proc: subprocess.Popen
+    keep: Path | None = None  # where its log is copied when something fails
 
     def request(self, method: str, path: str, token: str | None = None, timeout: float = 30,
                 **kwargs: Any) -> Any:
@@ -389,28 +390,36 @@ def start_hub(room: Classroom, python_venv: Path, args: Any) -> Hub:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     room.processes.append(proc)
-    hub = Hub(f"http://127.0.0.1:{port}", token, log, proc)
+    hub = Hub(f"http://127.0.0.1:{port}", token, log, proc, args.out)
     end = time.monotonic() + room.deadline.bound(timeout)
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise SetupError(f"JupyterHub exited at start (status {proc.returncode}): "
-                             f"{hub_problem(log)}")
+                             f"{hub_problem(log, args.out)}")
         with contextlib.suppress(requests.RequestException):
             if requests.get(f"{hub.url}/hub/api/", timeout=5).status_code == 200:
                 return hub
         time.sleep(0.5)
     raise SetupError(f"JupyterHub did not answer on {hub.url} within {timeout:.0f} s: "
-                     f"{hub_problem(log)}")
+                     f"{hub_problem(log, args.out)}")
 
 
-def hub_problem(log: Path) -> str:
-    """The hub log's telling line (the proxy's failure first), with the log's path."""
+def hub_problem(log: Path, keep: Path | None = None) -> str:
+    """What the hub's log says went wrong, in a line: the proxy's failure first, else its
+    last error line; the log is copied to ``keep`` (the class folder does not stay)."""
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    for pattern in ("proxy", "Error", "error", "Failed"):
-        found = [line for line in lines if pattern in line]
-        if found:
-            return f"{one_line(found[-1], 250)} (log: {log})"
-    return f"see {log}"
+    where = log
+    if keep is not None and log.exists():
+        keep.mkdir(parents=True, exist_ok=True)
+        where = keep / log.name
+        shutil.copy(log, where)
+    proxy = [line for line in lines if "Proxy failed" in line or "Proxy stopped" in line]
+    if proxy:
+        said = proxy[-1][proxy[-1].index("Proxy"):]
+        return (f"the proxy did not start ({one_line(said, 120)}): check --proxy (npm ci "
+                f"--prefix tools/classroom) and that its ports are free; log: {where}")
+    errors = [line for line in lines if line.startswith(("[E", "[C")) or "Error:" in line]
+    return f"{one_line(errors[-1], 250) if errors else 'no error line'}; log: {where}"
 
 
 @dataclass
@@ -522,10 +531,11 @@ def start_server(hub: Hub, user: str, timeout: float) -> Server:
         if server and server.get("ready"):
             return Server(hub, user, token)
         if not server and not model.get("pending"):
-            raise CheckFailed(f"{user}'s server stopped while starting: {hub_problem(hub.log)}")
+            raise CheckFailed(f"{user}'s server stopped while starting: "
+                              f"{hub_problem(hub.log, hub.keep)}")
         time.sleep(1)
     raise CheckFailed(f"{user}'s server was not up within {timeout:.0f} s: "
-                      f"{hub_problem(hub.log)}")
+                      f"{hub_problem(hub.log, hub.keep)}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -669,13 +679,9 @@ def classroom(room: Classroom, args: Any) -> tuple[dict[str, float], list[str], 
     timing["students: fetch, run, submit"] = time.monotonic() - started
     started = time.monotonic()
     teacher.nbgrader(f"assignment/{ASSIGNMENT}/collect")
-    # nbgrader's command line, in the instructor's kernel: the formgrader's autograde (its
-    # API, and its button) runs the notebook in the server's own thread, and hung there
-    # with these pins, the kernel idle (py-spy: run_sync waiting in the tornado handler).
-    check_shell(teacher, SUBPROCESS.format(command=[
-        str(room.server_venv / "bin" / "nbgrader"), "autograde", ASSIGNMENT,
-        "--CourseDirectory.root=" + str(room.home(INSTRUCTOR) / "course")]),
-        "nbgrader autograde", timeout=room.deadline.bound(900))
+    for student in STUDENTS:  # the formgrader's Autograde, one submission at a time
+        teacher.nbgrader(f"submission/{ASSIGNMENT}/{student}/autograde",
+                         timeout=room.deadline.bound(600))
     teacher.nbgrader(f"assignment/{ASSIGNMENT}/generate_feedback", timeout=600)
     teacher.nbgrader(f"assignment/{ASSIGNMENT}/release_feedback")
     timing["instructor: collect, autograde, feedback"] = time.monotonic() - started
@@ -811,8 +817,7 @@ def preflight(args: Any) -> None:
                                  f"({e.strerror}): stop what uses it, or pick another port "
                                  "(0: a free one)") from None
     if not args.chromium or not Path(args.chromium).exists():
-        raise SetupError("no chromium: `apt-get install -y chromium` (Debian's; Playwright's "
-                         "own browser download is not used), or --chromium PATH")
+        raise SetupError(NO_CHROMIUM)
     with contextlib.suppress(KeyError):
         for user in [INSTRUCTOR, *STUDENTS]:
             pwd.getpwnam(user)
@@ -859,8 +864,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="the hub's public port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--proxy", type=Path, default=PROXY,
                         help="configurable-http-proxy (default: %(default)s, from npm ci)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the class folder's logs in --out/logs when it fails")
     args = parser.parse_args(argv)
     deadline = Deadline(args.timeout)
     started = time.monotonic()
@@ -894,9 +897,11 @@ def main(argv: list[str] | None = None) -> int:
         message = f"classroom check FAILED: {type(e).__name__}: {one_line(str(e), 400)}"
     finally:
         logs = room.root / "hub" / "jupyterhub.log"
-        if status and args.keep and logs.exists():
-            (args.out / "logs").mkdir(parents=True, exist_ok=True)
-            shutil.copy(logs, args.out / "logs" / "jupyterhub.log")
+        if status and logs.exists():  # the class folder goes: its hub's log stays in --out
+            args.out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(logs, args.out / logs.name)
+            if status == 1:  # (a setup error's one line names it already)
+                message += f"\n(the hub's log, the users' servers' too: {args.out / logs.name})"
         left = room.remove() + leftovers(room)
     if left:
         status = status or 1
