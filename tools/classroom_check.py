@@ -818,9 +818,8 @@ def preflight(args: Any) -> None:
                                  "(0: a free one)") from None
     if not args.chromium or not Path(args.chromium).exists():
         raise SetupError(NO_CHROMIUM)
-    with contextlib.suppress(KeyError):
-        for user in [INSTRUCTOR, *STUDENTS]:
-            pwd.getpwnam(user)
+    for user in [INSTRUCTOR, *STUDENTS]:
+        if _exists(user):
             raise SetupError(f"account {user} exists already (left by an earlier run?): "
                              f"remove it with `userdel -r {user}`, then run again")
 
@@ -829,7 +828,7 @@ def leftovers(room: Classroom) -> list[str]:
     """What of the class is still on the machine: processes, accounts, the folder."""
     import psutil
 
-    left = [f"account {u}" for u in [INSTRUCTOR, *STUDENTS] if _exists(u)]
+    left = [f"account {u}" for u in room.accounts if _exists(u)]  # those it made
     for p in psutil.process_iter(["username", "cmdline"]):
         with contextlib.suppress(psutil.Error):
             if (p.info["username"] or "").startswith(ACCOUNT_PREFIX) or str(room.root) in " ".join(
