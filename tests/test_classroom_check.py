@@ -60,7 +60,8 @@ def test_not_root_is_refused() -> None:
 
 @needs_root
 def test_missing_browser_is_named(tmp_path: Path) -> None:
-    line = refuse("--chromium", str(tmp_path / "no-chromium"))
+    # a proxy that is there (a fresh clone has none before npm ci), so the browser is next
+    line = refuse("--chromium", str(tmp_path / "no-chromium"), "--proxy", sys.executable)
     assert "no chromium" in line and "apt-get install -y chromium" in line
 
 
