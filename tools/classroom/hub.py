@@ -18,6 +18,7 @@ from typing import Any
 
 import nbformat
 from browser_check import free_port
+
 from classroom.deploy import CONFIG, CheckFailed, Classroom, SetupError, one_line
 
 
