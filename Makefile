@@ -118,13 +118,12 @@ nbgrader-check: prepare nbgrader-venv
 # notebooks, then every notebook with a `widget` cell, in JupyterLab in Debian's chromium
 # (Playwright drives it; its own browser download is never used).
 BROWSER_CHECK_DIR := build/browser-check
-# --blank-images warn: a figure redrawn by a widget callback sometimes reaches the browser
-# blank (issue 22, open); the check reports it without failing until that is fixed.
+# A figure that reaches the page blank fails it (nbutils._internal.figures says why it did).
 browser-check: prepare
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	NBUTILS_BROWSER_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_browser_check.py
-	$(PY) tools/browser_check.py --out $(BROWSER_CHECK_DIR) --blank-images warn
+	$(PY) tools/browser_check.py --out $(BROWSER_CHECK_DIR)
 
 # A class, for real (tools/classroom_check.py, as root): JupyterHub and its proxy
 # (configurable-http-proxy from npm, pinned by tools/classroom/package-lock.json), nbgrader's

@@ -12,6 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nbutils._internal.figures import subplots
+
 
 def show_images(images: Sequence[Any], titles: Sequence[str] | None = None,
                 ncols: int | None = None, size: float = 2.5) -> Figure:
@@ -26,7 +28,7 @@ def show_images(images: Sequence[Any], titles: Sequence[str] | None = None,
     n = len(images)
     ncols = ncols or min(n, 5)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, image in enumerate(images):
@@ -92,7 +94,7 @@ def show_snapshots(snapshots: Mapping[int, Any], max_images: int = 10, ncols: in
 def plot_costs(history: Mapping[str, Sequence[float]],
                keys: Sequence[str] = ("content", "style", "total")) -> Figure:
     """Cost curves per step, one panel per cost, log scale (costs fall by decades)."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    fig, axes = subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes.flat, keys, strict=True):
         values = np.asarray(history[key], dtype=float)
         ax.plot(history["step"], values)
@@ -110,7 +112,7 @@ def plot_distance_matrix(distances: np.ndarray, labels: Sequence[str],
     """A matrix of pairwise distances as a heat map; with a threshold, the pairs below it
     (judged "same person") are marked with a dot."""
     n = len(labels)
-    fig, ax = plt.subplots(figsize=(0.45 * n + 2.5, 0.45 * n + 1.5))
+    fig, ax = subplots(figsize=(0.45 * n + 2.5, 0.45 * n + 1.5))
     im = ax.imshow(distances, cmap="viridis_r")
     ax.set_xticks(range(n), labels, rotation=90)
     ax.set_yticks(range(n), labels)
@@ -124,6 +126,15 @@ def plot_distance_matrix(distances: np.ndarray, labels: Sequence[str],
     return fig
 
 
+def _gridded(fig: Figure, *axes: Any) -> Figure:
+    """A light grid and a small legend on each of ``axes``, then a tight layout."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_false_accepts(false_accept_rates: Sequence[float], max_people: int = 100_000) -> Figure:
     """Why 1:K recognition is harder than 1:1 verification.
 
@@ -132,7 +143,7 @@ def plot_false_accepts(false_accept_rates: Sequence[float], max_people: int = 10
     least one enrolled person matches by mistake.
     """
     K = np.unique(np.logspace(0, np.log10(max_people), 200).astype(int))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 3.6))
     for p in false_accept_rates:
         ax1.plot(K, K * p, label=f"p = {p:g}")
         ax2.plot(K, 1 - (1 - p) ** K, label=f"p = {p:g}")
@@ -140,28 +151,20 @@ def plot_false_accepts(false_accept_rates: Sequence[float], max_people: int = 10
             ylabel="expected false accepts per query", title="K p")
     ax2.set(xscale="log", xlabel="K, people in the database",
             ylabel="P(at least one false accept)", title="1 - (1 - p)^K")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _gridded(fig, ax1, ax2)
 
 
 def plot_training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
     """Triplet training side by side: the loss and the fraction of triplets still active
     (loss > 0), per training run, against the step."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 3.4))
     for name, history in histories.items():
         ax1.plot(history["step"], history["loss"], label=name)
         ax2.plot(history["step"], history["active_fraction"], label=name)
     ax1.set(xlabel="step", ylabel="triplet loss", title="loss")
     ax2.set(xlabel="step", ylabel="fraction of triplets with loss > 0",
             title="active triplets", ylim=(0, 1.02))
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _gridded(fig, ax1, ax2)
 
 
 def plot_embedding_2d(points: np.ndarray, labels: Sequence[int],
@@ -169,7 +172,7 @@ def plot_embedding_2d(points: np.ndarray, labels: Sequence[int],
     """A 2-D scatter of embedded points (e.g. their PCA projection), one colour per class;
     each class's name is written at its centre."""
     points, labels = np.asarray(points), np.asarray(labels)
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig, ax = subplots(figsize=(5.2, 4.6))
     for i, c in enumerate(np.unique(labels)):
         where = labels == c
         ax.scatter(*points[where].T, s=12, color=plt.cm.tab10(i % 10), alpha=0.7)
@@ -185,17 +188,13 @@ def plot_embedding_2d(points: np.ndarray, labels: Sequence[int],
 def plot_cost_vs_time(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
     """Total cost of several style-transfer runs against wall time and against passes
     (VGG forward+backward evaluations), log scale: which optimiser gets there first."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 3.4))
     for name, history in histories.items():
         ax1.plot(history["time"], history["total"], label=name)
         ax2.plot(history["step"], history["total"], label=name)
     ax1.set(xlabel="seconds", ylabel="total cost J", yscale="log", title="cost vs time")
     ax2.set(xlabel="VGG passes", ylabel="total cost J", yscale="log", title="cost vs passes")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _gridded(fig, ax1, ax2)
 
 
 def plot_threshold(genuine: Sequence[float], impostor: Sequence[float],
@@ -215,8 +214,8 @@ def plot_threshold(genuine: Sequence[float], impostor: Sequence[float],
     impostor = np.asarray(impostor, dtype=float).ravel()
     far = float(np.mean(impostor < threshold))
     tar = float(np.mean(genuine < threshold))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8),
-                                   gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 3.8),
+                               gridspec_kw={"width_ratios": [1.6, 1]})
     top = max(genuine.max(), impostor.max(), threshold) * 1.05
     bins = np.linspace(0.0, top, 41)
     ax1.hist(genuine, bins, color="tab:green", alpha=0.6,

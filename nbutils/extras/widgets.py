@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
+from nbutils._internal.figures import off_pyplot
 from nbutils.extras.fast_style import stylize_fast
 from nbutils.extras.feedforward import stylize_feedforward
 from nbutils.faces.database import DISTANCE_THRESHOLD
@@ -38,15 +38,17 @@ from nbutils.style.costs import STYLE_LAYERS
 ROLES = ("content", "style")
 
 
-def show_png(fig: Figure) -> None:
-    """Display ``fig`` as a PNG and close it. Widget callbacks draw through this rather than
-    the inline backend: with the notebooks' JPEG figure format, a figure redrawn inside a
-    callback sometimes reached the browser as a blank image (`tools/browser_check.py`)."""
+def draw(plot: Callable[..., Figure], *args: Any, **kwargs: Any) -> None:
+    """Display ``plot(*args, **kwargs)`` as a PNG, its figure made outside pyplot
+    (`nbutils._internal.figures.off_pyplot`): widget callbacks run on a kernel thread of
+    their own, where pyplot's figures are shown and closed under the main thread's feet, and
+    a figure drawn by two threads at once came out blank (`tools/browser_check.py`)."""
     from IPython.display import Image, display
 
+    with off_pyplot():
+        fig = plot(*args, **kwargs)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(fig)
     display(Image(buffer.getvalue()))
 
 
@@ -58,7 +60,7 @@ def threshold_slider(genuine: Sequence[float], impostor: Sequence[float],
 
     def run(threshold: float) -> None:
         print(threshold_errors(genuine, impostor, threshold))
-        show_png(plot_threshold(genuine, impostor, threshold))
+        draw(plot_threshold, genuine, impostor, threshold)
 
     return widgets.interactive(run, threshold=widgets.FloatSlider(
         value, min=0.2, max=1.0, step=0.01, readout_format=".2f", continuous_update=False,
@@ -96,8 +98,8 @@ def style_uploads(images: dict[str, np.ndarray], size: int = 256) -> Any:
                 except ImageError as err:
                     print(f"{role}: {err}")
             stylised = stylize_feedforward(images["content"], images["style"])
-            show_png(show_images([images["content"], images["style"], stylised],
-                                 ["content", "style", "feed-forward"], size=3))
+            draw(show_images, [images["content"], images["style"], stylised],
+                 ["content", "style", "feed-forward"], size=3)
 
     for upload in uploads.values():
         upload.observe(update, names="value")
@@ -123,8 +125,8 @@ def style_knobs(images: dict[str, np.ndarray], vgg: keras.Model | None = None,
         print(f"alpha {alpha:.3g}, beta {beta:.3g}, TV {tv_weight:.3g}: "
               f"J_content {history['content'][-1]:.4g}, J_style {history['style'][-1]:.4g}, "
               f"J {history['best_total']:.4g}")
-        show_png(show_images([load_image(images["content"], size), image],
-                             ["content", "result"], size=3))
+        draw(show_images, [load_image(images["content"], size), image], ["content", "result"],
+             size=3)
 
     layers = {name: widgets.FloatSlider(weight, min=0.0, max=1.0, step=0.05, description=name,
                                         continuous_update=False)
@@ -145,7 +147,7 @@ def strength_slider(images: dict[str, np.ndarray]) -> Any:
         change = np.abs(image - load_image(images["content"], image.shape[:2])).mean()
         print(f"strength {strength:.2f}: mean |G - C| = {change:.3f} "
               f"({time.perf_counter() - start:.2f} s)")
-        show_png(show_images([image], [f"strength {strength:.2f}"], size=4))
+        draw(show_images, [image], [f"strength {strength:.2f}"], size=4)
 
     return widgets.interactive(run, strength=widgets.FloatSlider(
         1.0, min=0.0, max=1.0, step=0.05, description="strength"))
@@ -170,7 +172,7 @@ def show_identities(photo: tuple[str, Any], database: Database, model=None,
         distance, person = database.search(descriptor)[0]
         verdict = person if distance < threshold else f"nobody (not below {threshold})"
         print(f"{name}, face {i}: closest to {person} at distance {distance:.2f} -> {verdict}")
-    show_png(show_detections([image], [faces], [name], size=5.0))
+    draw(show_detections, [image], [faces], [name], size=5.0)
 
 
 def face_upload(database: Database, model=None, default: str | Path | None = None,
