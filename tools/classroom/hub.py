@@ -86,21 +86,27 @@ def start_hub(room: Classroom, python_venv: Path, args: Any, instructor: str,
                      f"{hub_problem(log, args.out)}")
 
 
+def kept_log(log: Path, keep: Path | None = None) -> Path:
+    """The hub's log, copied to ``keep`` (the class folder does not stay): its path."""
+    if keep is None or not log.exists():
+        return log
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy(log, keep / log.name)
+    return keep / log.name
+
+
 def hub_problem(log: Path, keep: Path | None = None) -> str:
     """What the hub's log says went wrong, in a line: the proxy's failure first, else its
-    last error line; the log is copied to ``keep`` (the class folder does not stay)."""
+    last error line (not the proxy's own error page, which a missing server asks for)."""
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    where = log
-    if keep is not None and log.exists():
-        keep.mkdir(parents=True, exist_ok=True)
-        where = keep / log.name
-        shutil.copy(log, where)
+    where = kept_log(log, keep)
     proxy = [line for line in lines if "Proxy failed" in line or "Proxy stopped" in line]
     if proxy:
         said = proxy[-1][proxy[-1].index("Proxy"):]
         return (f"the proxy did not start ({one_line(said, 120)}): check --proxy (npm ci "
                 f"--prefix tools/classroom) and that its ports are free; log: {where}")
-    errors = [line for line in lines if line.startswith(("[E", "[C")) or "Error:" in line]
+    errors = [line for line in lines if (line.startswith(("[E", "[C")) or "Error:" in line)
+              and "custom error page" not in line]
     return f"{one_line(errors[-1], 250) if errors else 'no error line'}; log: {where}"
 
 
@@ -216,5 +222,7 @@ def start_server(hub: Hub, user: str, timeout: float) -> Server:
             raise CheckFailed(f"{user}'s server stopped while starting: "
                               f"{hub_problem(hub.log, hub.keep)}")
         time.sleep(1)
-    raise CheckFailed(f"{user}'s server was not up within {timeout:.0f} s: "
-                      f"{hub_problem(hub.log, hub.keep)}")
+    raise CheckFailed(f"{user}'s server was not up within {timeout:.0f} s (the spawner was "
+                      f"still waiting for it): look for {user} in the hub's log, or give a "
+                      f"slow machine a larger --start-timeout; log: "
+                      f"{kept_log(hub.log, hub.keep)}")
