@@ -54,7 +54,7 @@ from typing import Any
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_check import NO_CHROMIUM, Deadline  # noqa: E402
+from browser_check import NO_CHROMIUM, Deadline, shorten  # noqa: E402
 from classroom.deploy import (  # noqa: E402
     ROOT,
     CheckFailed,
@@ -64,7 +64,6 @@ from classroom.deploy import (  # noqa: E402
     class_python,
     exists,
     leftovers,
-    one_line,
     run,
     write_class_config,
     write_user_config,
@@ -90,7 +89,7 @@ def check_shell(server: Server, code: str, what: str, timeout: float = 900) -> s
     errors = [o for o in outputs if o["output_type"] == "error"]
     if errors:
         raise CheckFailed(f"{server.user}: {what}: {errors[0]['ename']}: "
-                          f"{one_line(errors[0]['evalue'], 400)}")
+                          f"{shorten(errors[0]['evalue'], 400)}")
     return text_of(outputs)
 
 SUBPROCESS = """import subprocess, sys
@@ -154,7 +153,7 @@ def student_works(room: Classroom, server: Server, role: str, source: Any) -> st
     server.put_notebook(path, nb)
     server.nbgrader("submit", course_id=COURSE, assignment_id=ASSIGNMENT)
     found = re.search(re.escape(CACHE_MARK) + r" (\S+)", text_of(outputs[-1]))
-    return found.group(1) if found else f"(not printed: {one_line(text_of(outputs[-1]))})"
+    return found.group(1) if found else f"(not printed: {shorten(text_of(outputs[-1]), 300)})"
 
 def exercises(source: Any) -> list[str]:
     """The graded names of the instructor's source notebook, in order."""
@@ -284,7 +283,7 @@ def browse(hub: Hub, student: str, passwords: dict[str, str], args: Any) -> str:
                 return check_cell_in_page(page, out)
             except PlaywrightError as e:
                 page.screenshot(path=out / "failed.png")
-                raise CheckFailed(f"the browser: {one_line(str(e), 300)} "
+                raise CheckFailed(f"the browser: {shorten(str(e), 300)} "
                                   f"(screenshot {out / 'failed.png'})") from None
         finally:
             browser.close()
@@ -313,7 +312,7 @@ def check_cell_in_page(page: Any, out: Path) -> str:
     page.screenshot(path=out / "lab.png")
     errors = cell.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count()
     if errors:
-        raise CheckFailed(f"the check cell failed in the browser: {one_line(output, 300)}")
+        raise CheckFailed(f"the check cell failed in the browser: {shorten(output, 300)}")
     page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").click()
     page.locator(".lm-Menu-itemLabel", has_text="Assignment List").click()
     page.get_by_text(ASSIGNMENT).first.wait_for(timeout=60_000)
@@ -397,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         message = f"classroom check interrupted ({e or 'Ctrl-C'}); cleaned up"
     except Exception as e:  # the room is removed whatever happened; say what
-        message = f"classroom check FAILED: {type(e).__name__}: {one_line(str(e), 400)}"
+        message = f"classroom check FAILED: {type(e).__name__}: {shorten(str(e), 400)}"
     finally:
         logs = room.root / "hub" / "jupyterhub.log"
         if status and logs.exists():  # the class folder goes: its hub's log stays in --out

@@ -34,10 +34,6 @@ class CheckFailed(Exception):
     """The classroom did not behave (exit 1)."""
 
 
-def one_line(text: str, width: int = 300) -> str:
-    return shorten(text, width)
-
-
 def run(command: list[str], timeout: float, what: str, **kwargs: Any) -> str:
     """Run ``command``; its output, or SetupError naming ``what`` with the output's tail."""
     try:
@@ -50,7 +46,8 @@ def run(command: list[str], timeout: float, what: str, **kwargs: Any) -> str:
         raise SetupError(f"{what}: {e}") from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise SetupError(f"{what} failed (exit {done.returncode}): {one_line(' | '.join(tail))}")
+        raise SetupError(f"{what} failed (exit {done.returncode}): "
+                         f"{shorten(' | '.join(tail), 300)}")
     return done.stdout
 
 
@@ -241,7 +238,7 @@ def build_venvs(room: Classroom, python: str, env: dict[str, str]) -> dict[str, 
         if proc.returncode != 0:
             lines = [line for line in output.strip().splitlines() if "ERROR" in line]
             tail = " | ".join((lines or output.strip().splitlines())[-2:])
-            raise SetupError(f"pip install into the {name}' venv failed: {one_line(tail)}")
+            raise SetupError(f"pip install into the {name}' venv failed: {shorten(tail, 300)}")
         times[name] = time.monotonic() - started
     for venv in (room.server_venv, room.kernel_venv):  # every account reads them
         subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
@@ -300,7 +297,7 @@ def leftovers(room: Classroom) -> list[str]:
         with contextlib.suppress(psutil.Error):
             if (p.info["username"] or "").startswith(ACCOUNT_PREFIX) or str(room.root) in " ".join(
                     p.info["cmdline"] or []):
-                left.append(f"process {p.pid} ({one_line(' '.join(p.info['cmdline']), 80)})")
+                left.append(f"process {p.pid} ({shorten(' '.join(p.info['cmdline']), 80)})")
     if room.root.exists():
         left.append(f"folder {room.root}")
     return left

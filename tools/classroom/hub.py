@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from browser_check import free_port
+from browser_check import free_port, shorten
 
-from classroom.deploy import CONFIG, CheckFailed, Classroom, SetupError, one_line
+from classroom.deploy import CONFIG, CheckFailed, Classroom, SetupError
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Hub:
             "Authorization": f"token {token or self.token}"}, **kwargs)
         if response.status_code >= 400:
             raise CheckFailed(f"{method} {path}: HTTP {response.status_code}: "
-                              f"{one_line(response.text, 400)}")
+                              f"{shorten(response.text, 400)}")
         return response.json() if response.content and "json" in response.headers.get(
             "content-type", "") else response.text
 
@@ -103,11 +103,11 @@ def hub_problem(log: Path, keep: Path | None = None) -> str:
     proxy = [line for line in lines if "Proxy failed" in line or "Proxy stopped" in line]
     if proxy:
         said = proxy[-1][proxy[-1].index("Proxy"):]
-        return (f"the proxy did not start ({one_line(said, 120)}): check --proxy (npm ci "
+        return (f"the proxy did not start ({shorten(said, 120)}): check --proxy (npm ci "
                 f"--prefix tools/classroom) and that its ports are free; log: {where}")
     errors = [line for line in lines if (line.startswith(("[E", "[C")) or "Error:" in line)
               and "custom error page" not in line]
-    return f"{one_line(errors[-1], 250) if errors else 'no error line'}; log: {where}"
+    return f"{shorten(errors[-1], 250) if errors else 'no error line'}; log: {where}"
 
 
 @dataclass
@@ -136,7 +136,7 @@ class Server:
         if not reply.get("success", False):
             said = reply.get("value") or reply.get("error") or reply
             raise CheckFailed(f"{self.user}: nbgrader {action} failed: "
-                              f"{one_line(str(said), 500)}")
+                              f"{shorten(str(said), 500)}")
         return reply
 
     def contents(self, path: str) -> dict:
@@ -192,7 +192,7 @@ def run_cell(ws: Any, source: str, timeout: float) -> list[dict]:
             outputs.append(nbformat.v4.output_from_msg(msg))
         elif kind == "clear_output":
             outputs.clear()
-    raise CheckFailed(f"a cell ran past {timeout:.0f} s: {one_line(source, 80)}")
+    raise CheckFailed(f"a cell ran past {timeout:.0f} s: {shorten(source, 80)}")
 
 
 def text_of(outputs: list[dict]) -> str:
